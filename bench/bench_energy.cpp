@@ -1,0 +1,55 @@
+// Energy + gradient throughput of the built-in systems, in configurations per second.
+//   build/bench/bench_energy [--benchmark_filter=lj55]
+// Threads: MINTJULEP_THREADS (default: one per core) is passed to at::set_num_threads.
+#include <mintjulep/energy.hpp>
+#include <mintjulep/systems.hpp>
+
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <thread>
+
+namespace {
+
+using namespace mintjulep;
+
+void energy_and_gradient(benchmark::State& state, const std::string& name, torch::ScalarType dtype) {
+  auto system = make_system(name);
+  AnchoredEnergy energy(system, 0);
+  const int64_t batch = state.range(0);
+  torch::manual_seed(0);
+  // Perturbed cubic lattice at spacing 1.1: a typical, overlap-free cluster configuration.
+  const auto side = static_cast<int64_t>(std::ceil(std::cbrt(static_cast<double>(system->num_particles()))));
+  auto g = torch::arange(side, torch::kFloat64) * 1.1;
+  auto sites = torch::stack(torch::meshgrid({g, g, g}, "ij"), -1).reshape({-1, 3}).narrow(0, 0, system->num_particles());
+  auto x = (sites.unsqueeze(0) + 0.05 * torch::randn({batch, system->num_particles(), 3}, torch::kFloat64)).to(dtype);
+  auto y = energy.to_anchored(x);
+  for (auto _ : state) {
+    auto vg = energy.value_and_grad(y, 1.0);
+    benchmark::DoNotOptimize(vg.grad.data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["threads"] = at::get_num_threads();
+}
+
+void BM_Lj55_Float32(benchmark::State& s) { energy_and_gradient(s, "lj55", torch::kFloat32); }
+void BM_Lj55_Float64(benchmark::State& s) { energy_and_gradient(s, "lj55", torch::kFloat64); }
+void BM_Lj13_Float64(benchmark::State& s) { energy_and_gradient(s, "lj13", torch::kFloat64); }
+
+BENCHMARK(BM_Lj55_Float32)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Lj55_Float64)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Lj13_Float64)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* env = std::getenv("MINTJULEP_THREADS");
+  const int threads = env ? std::atoi(env) : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(std::max(1, threads));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

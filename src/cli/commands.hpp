@@ -1,0 +1,18 @@
+#pragma once
+// The subcommands of the `mintjulep` command line tool. Each add_* function registers its
+// subcommand on the app; the callback runs it and throws mintjulep::Error on bad input.
+#include <CLI/CLI.hpp>
+
+namespace mintjulep::cli {
+
+struct GlobalOptions {
+  int threads = 0;  // 0: one per core
+  std::string device = "cpu";
+};
+
+void add_energy_command(CLI::App& app, const GlobalOptions& global);
+
+// Applies --threads and checks --device; returns the torch device string to use.
+void apply_global_options(const GlobalOptions& global);
+
+}  // namespace mintjulep::cli

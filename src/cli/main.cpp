@@ -1,0 +1,57 @@
+// mintjulep: command line entry point. Errors in user input print one line and exit 2.
+#include <mintjulep/error.hpp>
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.hpp"
+
+namespace mintjulep::cli {
+
+void apply_global_options(const GlobalOptions& global) {
+  check(global.threads >= 0, "--threads must be >= 0 (0 means one per core)");
+  const int threads = global.threads > 0
+                          ? global.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+}
+
+}  // namespace mintjulep::cli
+
+namespace {
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mintjulep;
+  CLI::App app{"MintJulep: sample Boltzmann distributions of N-body systems from the energy alone"};
+  app.require_subcommand(1);
+  cli::GlobalOptions global;
+  app.add_option("--threads", global.threads, "CPU threads for tensor operations (0: one per core)")
+      ->capture_default_str();
+  app.add_option("--device", global.device, "cpu or cuda")->capture_default_str();
+  cli::add_energy_command(app, global);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    fmt::print(stderr, "mintjulep: error: {}; see 'mintjulep --help'\n", first_line(e.what()));
+    return 2;
+  } catch (const Error& e) {
+    fmt::print(stderr, "mintjulep: error: {}\n", e.what());
+    return 2;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "mintjulep: error: {}\n", first_line(e.what_without_backtrace()));
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "mintjulep: error: {}\n", first_line(e.what()));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,122 @@
+#include <mintjulep/error.hpp>
+#include <mintjulep/io.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <unistd.h>
+
+#include "io/atomic_file.hpp"
+
+namespace mintjulep {
+namespace {
+
+struct NpyDtype {
+  const char* descr;
+  torch::ScalarType type;
+  int64_t item_size;
+};
+
+const NpyDtype kDtypes[] = {{"<f4", torch::kFloat32, 4},
+                            {"<f8", torch::kFloat64, 8},
+                            {"<i4", torch::kInt32, 4},
+                            {"<i8", torch::kInt64, 8}};
+
+std::string header_field(const std::string& header, const std::string& key,
+                         const std::string& value_pattern, const std::string& path) {
+  std::smatch m;
+  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*(" + value_pattern + ")");
+  check(std::regex_search(header, m, re),
+        fmt::format("{}: .npy header has no valid '{}' entry; is this a numpy .npy file?", path, key));
+  return m[1];
+}
+
+}  // namespace
+
+torch::Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), fmt::format("cannot open '{}': no such file or not readable", path));
+  char magic[8] = {};
+  in.read(magic, 8);
+  check(in.gcount() == 8 && std::memcmp(magic, "\x93NUMPY", 6) == 0,
+        fmt::format("'{}' is not a numpy .npy file (bad magic bytes); save it with numpy.save", path));
+  const int major = static_cast<unsigned char>(magic[6]);
+  check(major >= 1 && major <= 3, fmt::format("{}: unsupported .npy format version {}", path, major));
+  uint32_t header_len = 0;
+  unsigned char len_bytes[4] = {};
+  const int len_size = major == 1 ? 2 : 4;
+  in.read(reinterpret_cast<char*>(len_bytes), len_size);
+  for (int i = len_size - 1; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+  check(in.good() && header_len < (1u << 20), fmt::format("{}: truncated .npy header", path));
+  std::string header(header_len, '\0');
+  in.read(header.data(), header_len);
+  check(in.gcount() == static_cast<std::streamsize>(header_len),
+        fmt::format("{}: truncated .npy header", path));
+
+  const std::string descr = header_field(header, "descr", "'[^']*'|\"[^\"]*\"", path);
+  const std::string descr_value = descr.substr(1, descr.size() - 2);
+  const NpyDtype* dtype = nullptr;
+  for (const auto& d : kDtypes)
+    if (descr_value == d.descr) dtype = &d;
+  check(dtype != nullptr,
+        fmt::format("{}: unsupported .npy dtype '{}'; use little-endian float32/float64 "
+                    "(e.g. array.astype('<f8'))",
+                    path, descr_value));
+  const bool fortran = header_field(header, "fortran_order", "True|False", path) == "True";
+  const std::string shape_text = header_field(header, "shape", "\\([^)]*\\)", path);
+  std::vector<int64_t> shape;
+  static const std::regex number("\\d+");
+  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), number);
+       it != std::sregex_iterator(); ++it)
+    shape.push_back(std::stoll(it->str()));
+
+  int64_t count = 1;
+  for (int64_t s : shape) count *= s;
+  auto data = torch::empty({count}, torch::TensorOptions().dtype(dtype->type));
+  in.read(static_cast<char*>(data.data_ptr()), count * dtype->item_size);
+  check(in.gcount() == count * dtype->item_size,
+        fmt::format("{}: .npy file is truncated: expected {} values of {} bytes", path, count,
+                    dtype->item_size));
+  if (!fortran) return data.reshape(shape);
+  // Fortran order: the data is the C-order array of the reversed shape, transposed.
+  std::vector<int64_t> reversed(shape.rbegin(), shape.rend());
+  std::vector<int64_t> perm;
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0; --i) perm.push_back(i);
+  return data.reshape(reversed).permute(perm).contiguous();
+}
+
+void write_npy(const std::string& path, const torch::Tensor& array) {
+  auto data = array.detach().to(torch::kCPU).contiguous();
+  const NpyDtype* dtype = nullptr;
+  for (const auto& d : kDtypes)
+    if (data.scalar_type() == d.type) dtype = &d;
+  check(dtype != nullptr, fmt::format("cannot write {} tensors to .npy",
+                                      std::string(c10::toString(data.scalar_type()))));
+  std::string shape = "(";
+  for (int64_t i = 0; i < data.dim(); ++i) shape += std::to_string(data.size(i)) + ", ";
+  if (data.dim() > 1) shape.resize(shape.size() - 2);
+  if (data.dim() == 1) shape.resize(shape.size() - 1);
+  shape += ")";
+  std::string header =
+      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", dtype->descr, shape);
+  // Pad with spaces so that magic (6) + version (2) + length (2) + header ends on 64 bytes.
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+
+  AtomicFile file(path);
+  std::string prefix("\x93NUMPY\x01\x00", 8);
+  const auto len = static_cast<uint16_t>(header.size());
+  prefix.push_back(static_cast<char>(len & 0xff));
+  prefix.push_back(static_cast<char>(len >> 8));
+  file.write(prefix.data(), prefix.size());
+  file.write(header.data(), header.size());
+  file.write(static_cast<const char*>(data.data_ptr()),
+             static_cast<size_t>(data.numel()) * static_cast<size_t>(dtype->item_size));
+  file.commit();
+}
+
+}  // namespace mintjulep
