@@ -1,0 +1,57 @@
+#pragma once
+// The Mint prior (DESIGN.md §3): a mixture of K components, each a product of per-particle
+// projected-normal x log-normal densities, made exactly O(n)-invariant by placing it in the
+// frame of two frame particles with a uniformly random frame orientation and averaged
+// reflections. Lives on anchored coordinates y (B, M, n), M = N - 1. All in float64.
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <array>
+
+namespace mintjulep {
+
+struct MintPriorOptions {
+  int64_t num_free = 0;     // M = N - 1 particles besides the anchor
+  int64_t dim = 3;          // n = 2 or 3
+  int64_t components = 16;  // K
+  bool invariant = true;    // false: the fixed-orientation mixture (an ablation)
+  std::array<int64_t, 2> frame = {0, 1};  // rows of y that define the frame
+  double radius = 1.0;      // initial median distance to the anchor
+  double radius_spread = 0.3;  // initial log-radius means are log(radius) + spread * N(0, 1)
+  double sigma = 0.2;       // initial log-normal scale
+  double kappa = 10.0;      // initial concentration
+};
+
+class MintPriorImpl : public torch::nn::Module {
+ public:
+  explicit MintPriorImpl(MintPriorOptions options);
+
+  // Exact samples, shape (count, M, n); no gradient.
+  torch::Tensor sample(int64_t count);
+  // log q(y) for y of shape (B, M, n); differentiable in y and in the parameters.
+  torch::Tensor log_prob(const torch::Tensor& y);
+  // sum_{k != l} cos(G_k, G_l), G_k the Gram matrix of component k's unit particle directions
+  // in its frame (DESIGN.md §3): pushes components towards different shapes.
+  torch::Tensor repulsion();
+
+  const MintPriorOptions& options() const { return options_; }
+  torch::Tensor weights() const { return torch::softmax(logits, 0); }
+  torch::Tensor kappa() const { return log_kappa.exp(); }
+  torch::Tensor sigma() const { return log_sigma.exp(); }
+  torch::Tensor unit_directions() const;  // (K, M, n), normalised mu
+
+  // Parameters: logits (K), mu (K, M, n) unnormalised, log_kappa (K), rho (K, M), log_sigma (K, M).
+  torch::Tensor logits, mu, log_kappa, rho, log_sigma;
+
+ private:
+  torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first);
+  torch::Tensor fixed_log_prob(const torch::Tensor& y);
+  torch::Tensor component_directions() const;  // rows used by repulsion(), (K, M, n)
+
+  MintPriorOptions options_;
+  torch::Tensor order_, inverse_order_;  // frame rows first, and back
+};
+TORCH_MODULE(MintPrior);
+
+}  // namespace mintjulep

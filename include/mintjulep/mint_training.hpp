@@ -1,0 +1,45 @@
+#pragma once
+// Stage 1: fitting the Mint prior to exp(-U) (DESIGN.md §3).
+#include <mintjulep/energy.hpp>
+#include <mintjulep/estimators.hpp>
+#include <mintjulep/mint_prior.hpp>
+
+#include <functional>
+
+namespace mintjulep {
+
+struct MintTrainingOptions {
+  int64_t steps = 2000;
+  int64_t samples = 1024;        // S, samples per step
+  double learning_rate = 1e-2;   // Adam
+  double repulsion = 0.01;       // lambda_rep
+  double beta_start = 0.1;       // inverse temperature at step 0, raised geometrically ...
+  int64_t warmup_steps = 500;    // ... to 1 over this many steps
+  int64_t log_every = 100;       // progress callback period (0: never)
+};
+
+struct MintProgress {
+  int64_t step = 0;
+  double beta = 1;
+  double loss = 0;
+  double batch_ess = 0;  // ESS of this step's weights at beta = 1
+  int64_t dropped = 0;   // non-finite energies dropped so far
+};
+
+struct MintTrainingResult {
+  int64_t steps = 0;
+  int64_t dropped = 0;  // non-finite energies dropped over the whole run
+  double seconds = 0;
+};
+
+// Minimises -sum_s wbar_s log q(y_s) + lambda_rep * repulsion with Adam, wbar the
+// self-normalised weights of exp(-beta V(y, 1)) / q(y) on S fresh samples per step.
+MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
+                              const MintTrainingOptions& options,
+                              const std::function<void(const MintProgress&)>& progress = {});
+
+// log w = -V(y, 1) - log q(y) on `count` fresh prior samples, evaluated in chunks; float64.
+torch::Tensor prior_log_weights(MintPrior& prior, const AnchoredEnergy& energy, int64_t count,
+                                int64_t chunk = 4096);
+
+}  // namespace mintjulep

@@ -1,0 +1,194 @@
+#include <mintjulep/error.hpp>
+#include <mintjulep/mint_prior.hpp>
+#include <mintjulep/projected_normal.hpp>
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace mintjulep {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+torch::Tensor normalize_rows(const torch::Tensor& v) { return v / v.pow(2).sum(-1, true).sqrt(); }
+
+// The frame orientation's reflection: multiplies the last coordinate by s.
+torch::Tensor reflect_last(const torch::Tensor& v, double s) {
+  if (s > 0) return v;
+  auto n = v.size(-1);
+  return torch::cat({v.narrow(-1, 0, n - 1), -v.narrow(-1, n - 1, 1)}, -1);
+}
+
+}  // namespace
+
+MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
+  const int64_t K = options_.components, M = options_.num_free, n = options_.dim;
+  check(n == 2 || n == 3, fmt::format("the Mint prior needs n = 2 or 3 dimensions, got {}", n));
+  check(K >= 1, "the Mint prior needs at least one component");
+  check(M >= 2, "the Mint prior needs at least 3 particles (anchor and two frame particles)");
+  const auto [f1, f2] = options_.frame;
+  check(f1 >= 0 && f2 >= 0 && f1 < M && f2 < M && f1 != f2,
+        fmt::format("frame particles ({}, {}) must be two different rows of y in 0..{}", f1, f2,
+                    M - 1));
+  check(options_.radius > 0 && options_.sigma > 0 && options_.kappa > 0,
+        "prior radius, sigma and kappa must be positive");
+
+  std::vector<int64_t> order = {f1, f2};
+  for (int64_t i = 0; i < M; ++i)
+    if (i != f1 && i != f2) order.push_back(i);
+  std::vector<int64_t> inverse(static_cast<size_t>(M));
+  for (int64_t i = 0; i < M; ++i) inverse[static_cast<size_t>(order[static_cast<size_t>(i)])] = i;
+  order_ = register_buffer("order", torch::tensor(order, torch::kLong));
+  inverse_order_ = register_buffer("inverse_order", torch::tensor(inverse, torch::kLong));
+
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  logits = register_parameter("logits", torch::zeros({K}, f64));
+  mu = register_parameter("mu", normalize_rows(torch::randn({K, M, n}, f64)));
+  log_kappa = register_parameter("log_kappa", torch::full({K}, std::log(options_.kappa), f64));
+  rho = register_parameter(
+      "rho", std::log(options_.radius) + options_.radius_spread * torch::randn({K, M}, f64));
+  log_sigma = register_parameter("log_sigma", torch::full({K, M}, std::log(options_.sigma), f64));
+}
+
+torch::Tensor MintPriorImpl::unit_directions() const { return normalize_rows(mu); }
+
+torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
+  const int64_t M = options_.num_free, n = options_.dim;
+  check(y.dim() == 3 && y.size(1) == M && y.size(2) == n,
+        fmt::format("prior input must have shape (B, {}, {})", M, n));
+  auto y64 = y.to(torch::kFloat64);
+  if (!options_.invariant) return fixed_log_prob(y64);
+  return invariant_log_prob(y64.index_select(1, order_.to(y.device())));
+}
+
+torch::Tensor MintPriorImpl::fixed_log_prob(const torch::Tensor& y) {
+  // sum_k pi_k prod_i c_ki(y_i) in the global frame.
+  auto per_particle = log_particle_density(y.unsqueeze(1), unit_directions().unsqueeze(0),
+                                           kappa().view({1, -1, 1}), rho.unsqueeze(0),
+                                           sigma().unsqueeze(0));  // (B, K, M)
+  return torch::logsumexp(torch::log_softmax(logits, 0) + per_particle.sum(-1), 1);
+}
+
+torch::Tensor MintPriorImpl::invariant_log_prob(const torch::Tensor& yf) {
+  const int64_t n = options_.dim, M = options_.num_free;
+  auto mu_unit = unit_directions();
+  auto kap = kappa(), sig = sigma();
+  auto y1 = yf.select(1, 0);
+  auto r1 = y1.pow(2).sum(-1).sqrt();  // (B,)
+  auto e1 = y1 / r1.unsqueeze(-1);
+  // Per component: log pi_k + log LN(r_1; rho_k1, sigma_k1), shape (B, K).
+  auto terms = torch::log_softmax(logits, 0) +
+               log_lognormal(r1.unsqueeze(1), rho.select(1, 0), sig.select(1, 0));
+  torch::Tensor base, frame, others;
+  int64_t first_other;
+  if (n == 2) {
+    auto e2 = torch::stack({-e1.select(1, 1), e1.select(1, 0)}, 1);
+    frame = torch::stack({e1, e2}, 1);  // (B, 2, 2), rows e1, e2
+    base = -torch::log(2 * kPi * r1);
+    first_other = 1;
+  } else {
+    auto y2 = yf.select(1, 1);
+    auto a2 = (y2 * e1).sum(-1);
+    auto u = y2 - a2.unsqueeze(-1) * e1;
+    auto b2 = u.pow(2).sum(-1).sqrt();
+    auto e2 = u / b2.unsqueeze(-1);
+    frame = torch::stack({e1, e2, torch::cross(e1, e2, -1)}, 1);
+    base = -torch::log(4 * kPi * r1.pow(2)) - torch::log(2 * kPi * b2);
+    // h_k(a, b) = c_k2((a, b)) + c_k2((a, -b)): the 2D density of frame particle 2, folded.
+    auto mu2 = normalize_rows(mu_unit.select(1, 1).narrow(-1, 0, 2));  // (K, 2)
+    auto ab = torch::stack({a2, b2}, -1).unsqueeze(1);                  // (B, 1, 2)
+    auto flip = torch::tensor({1.0, -1.0}, ab.options());
+    auto h = torch::logaddexp(
+        log_particle_density(ab, mu2, kap, rho.select(1, 1), sig.select(1, 1)),
+        log_particle_density(ab * flip, mu2, kap, rho.select(1, 1), sig.select(1, 1)));
+    terms = terms + h;
+    first_other = 2;
+  }
+  // Coordinates of the other particles in the frame: y_i' = (y_i . e1, y_i . e2 [, y_i . e3]).
+  others = torch::matmul(yf.narrow(1, first_other, M - first_other), frame.transpose(1, 2));
+  auto mu_o = mu_unit.narrow(1, first_other, M - first_other).unsqueeze(0);  // (1, K, M', n)
+  auto rho_o = rho.narrow(1, first_other, M - first_other).unsqueeze(0);
+  auto sig_o = sig.narrow(1, first_other, M - first_other).unsqueeze(0);
+  std::vector<torch::Tensor> per_reflection;
+  for (double s : {1.0, -1.0}) {
+    auto v = reflect_last(others, s).unsqueeze(1);  // (B, 1, M', n)
+    auto log_c = log_particle_density(v, mu_o, kap.view({1, -1, 1}), rho_o, sig_o).sum(-1);
+    per_reflection.push_back(terms + log_c);
+  }
+  return base - std::log(2.0) + torch::logsumexp(torch::cat(per_reflection, 1), 1);
+}
+
+torch::Tensor MintPriorImpl::sample(int64_t count) {
+  torch::NoGradGuard no_grad;
+  const int64_t M = options_.num_free, n = options_.dim;
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
+  auto k = torch::multinomial(weights(), count, /*replacement=*/true);
+  auto mu_k = unit_directions().index_select(0, k);  // (B, M, n)
+  auto kappa_k = kappa().index_select(0, k);          // (B,)
+  auto rho_k = rho.index_select(0, k), sig_k = sigma().index_select(0, k);
+  auto kappa_rows = kappa_k.unsqueeze(1).expand({count, M});
+
+  if (!options_.invariant) {
+    auto y = sample_particle_density(mu_k, kappa_rows, rho_k, sig_k);
+    return y;
+  }
+  auto e1 = normalize_rows(torch::randn({count, n}, f64));
+  auto r1 = torch::exp(rho_k.select(1, 0) + sig_k.select(1, 0) * torch::randn({count}, f64));
+  auto s = (2 * torch::randint(0, 2, {count}, f64) - 1).view({count, 1, 1});
+  std::vector<torch::Tensor> rows = {r1.unsqueeze(-1) * e1};
+  torch::Tensor e2, e3;
+  int64_t first_other;
+  if (n == 2) {
+    e2 = torch::stack({-e1.select(1, 1), e1.select(1, 0)}, 1);
+    first_other = 1;
+  } else {
+    auto mu2 = normalize_rows(mu_k.select(1, 1).narrow(-1, 0, 2));
+    auto ab = sample_particle_density(mu2, kappa_k, rho_k.select(1, 1), sig_k.select(1, 1));
+    auto a2 = ab.select(1, 0), b2 = ab.select(1, 1).abs();
+    auto g = torch::randn({count, 3}, f64);  // e2: uniform azimuth around e1
+    e2 = normalize_rows(g - (g * e1).sum(-1, true) * e1);
+    e3 = torch::cross(e1, e2, -1);
+    rows.push_back(a2.unsqueeze(-1) * e1 + b2.unsqueeze(-1) * e2);
+    first_other = 2;
+  }
+  auto v = sample_particle_density(mu_k.narrow(1, first_other, M - first_other),
+                                   kappa_rows.narrow(1, first_other, M - first_other),
+                                   rho_k.narrow(1, first_other, M - first_other),
+                                   sig_k.narrow(1, first_other, M - first_other));  // (B, M', n)
+  auto others = v.select(2, 0).unsqueeze(-1) * e1.unsqueeze(1);
+  if (n == 2) {
+    others = others + s * v.select(2, 1).unsqueeze(-1) * e2.unsqueeze(1);
+  } else {
+    others = others + v.select(2, 1).unsqueeze(-1) * e2.unsqueeze(1) +
+             s * v.select(2, 2).unsqueeze(-1) * e3.unsqueeze(1);
+  }
+  auto yf = torch::cat({torch::stack(rows, 1), others}, 1);
+  return yf.index_select(1, inverse_order_.to(yf.device()));
+}
+
+torch::Tensor MintPriorImpl::component_directions() const {
+  auto dirs = unit_directions();
+  if (!options_.invariant) return dirs;
+  // In the component's own frame: frame particle 1 along e1; in 3D frame particle 2 in the
+  // (e1, e2) plane along its 2D direction; the others along their mu.
+  const int64_t K = options_.components, n = options_.dim;
+  auto f64 = dirs.options();
+  auto first = torch::zeros({K, 1, n}, f64);
+  first.select(2, 0).fill_(1.0);
+  if (n == 2) return torch::cat({first, dirs.narrow(1, 1, options_.num_free - 1)}, 1);
+  auto mu2 = normalize_rows(dirs.select(1, 1).narrow(-1, 0, 2));
+  auto second = torch::cat({mu2, torch::zeros({K, 1}, f64)}, -1).unsqueeze(1);
+  return torch::cat({first, second, dirs.narrow(1, 2, options_.num_free - 2)}, 1);
+}
+
+torch::Tensor MintPriorImpl::repulsion() {
+  if (options_.components < 2) return torch::zeros({}, logits.options());
+  auto dirs = component_directions();
+  auto gram = torch::matmul(dirs, dirs.transpose(1, 2)).flatten(1);  // (K, M*M)
+  auto unit = gram / gram.pow(2).sum(-1, true).sqrt();
+  auto cosines = torch::matmul(unit, unit.t());
+  return cosines.sum() - cosines.diagonal().sum();
+}
+
+}  // namespace mintjulep
