@@ -3,6 +3,7 @@
 #include <torch/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mintjulep {
@@ -17,6 +18,13 @@ torch::Tensor read_npy(const std::string& path);
 // Writes a CPU-copyable tensor (float32, float64, int32, int64) as .npy, atomically: the data
 // goes to a temporary file in the same folder that is renamed over `path` when complete.
 void write_npy(const std::string& path, const torch::Tensor& array);
+
+// The bytes of a .npy file holding `array`.
+std::string npy_bytes(const torch::Tensor& array);
+
+// Writes named arrays as a numpy .npz archive (read with numpy.load), atomically.
+void write_npz(const std::string& path,
+               const std::vector<std::pair<std::string, torch::Tensor>>& arrays);
 
 struct XyzTrajectory {
   torch::Tensor positions;            // (frames, atoms, 3), float64

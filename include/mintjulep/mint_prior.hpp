@@ -21,6 +21,10 @@ struct MintPriorOptions {
   double radius_spread = 0.3;  // initial log-radius means are log(radius) + spread * N(0, 1)
   double sigma = 0.2;       // initial log-normal scale
   double kappa = 10.0;      // initial concentration
+  // In 3D the exact density has an integrable 1/b_2 singularity on the line through the anchor
+  // and the first frame particle; path_log_prob() softens it to 1/sqrt(b_2^2 + delta^2),
+  // delta = path_softening * radius, so that the annealing path has a bounded score.
+  double path_softening = 0.1;
 };
 
 class MintPriorImpl : public torch::nn::Module {
@@ -29,8 +33,14 @@ class MintPriorImpl : public torch::nn::Module {
 
   // Exact samples, shape (count, M, n); no gradient.
   torch::Tensor sample(int64_t count);
+  // One sample from each given component k (int64, shape (B,)), reparameterised: differentiable
+  // in the component parameters (used by the reverse-KL objective).
+  torch::Tensor sample_components(const torch::Tensor& k);
   // log q(y) for y of shape (B, M, n); differentiable in y and in the parameters.
   torch::Tensor log_prob(const torch::Tensor& y);
+  // log q with the frame singularity softened (see path_softening): the U_0 = -log q end of
+  // the annealing path. The path weights stay exact for any path potential; they use log_prob.
+  torch::Tensor path_log_prob(const torch::Tensor& y);
   // sum_{k != l} cos(G_k, G_l), G_k the Gram matrix of component k's unit particle directions
   // in its frame (DESIGN.md §3): pushes components towards different shapes.
   torch::Tensor repulsion();
@@ -40,12 +50,15 @@ class MintPriorImpl : public torch::nn::Module {
   torch::Tensor kappa() const { return log_kappa.exp(); }
   torch::Tensor sigma() const { return log_sigma.exp(); }
   torch::Tensor unit_directions() const;  // (K, M, n), normalised mu
+  // Each component's most typical configuration (median radii along mu, in its own frame,
+  // reflection s = +1), shape (K, M, n): what a component "is", for summaries and plots.
+  torch::Tensor component_configurations() const;
 
   // Parameters: logits (K), mu (K, M, n) unnormalised, log_kappa (K), rho (K, M), log_sigma (K, M).
   torch::Tensor logits, mu, log_kappa, rho, log_sigma;
 
  private:
-  torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first);
+  torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first, double softening);
   torch::Tensor fixed_log_prob(const torch::Tensor& y);
   torch::Tensor component_directions() const;  // rows used by repulsion(), (K, M, n)
 

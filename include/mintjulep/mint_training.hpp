@@ -11,11 +11,15 @@ namespace mintjulep {
 struct MintTrainingOptions {
   int64_t steps = 2000;
   int64_t samples = 1024;        // S, samples per step
-  double learning_rate = 1e-2;   // Adam
+  double learning_rate = 1e-2;   // Adam, cosine-decayed to learning_rate * final_lr_fraction
+  double final_lr_fraction = 0.05;
   double repulsion = 0.01;       // lambda_rep
   double beta_start = 0.1;       // inverse temperature at step 0, raised geometrically ...
   int64_t warmup_steps = 500;    // ... to 1 over this many steps
   int64_t log_every = 100;       // progress callback period (0: never)
+  // "snis": self-normalised forward KL (DESIGN.md §3); "reverse_kl": per-component
+  // reparameterised reverse KL, sum_k pi_k E_{q_k}[log q + beta V]; "snis+reverse_kl": their sum.
+  std::string objective = "snis";
 };
 
 struct MintProgress {

@@ -7,10 +7,12 @@ namespace mintjulep::cli {
 
 struct GlobalOptions {
   int threads = 0;  // 0: one per core
-  std::string device = "cpu";
+  std::string device;  // empty: the config's, else cpu
 };
 
 void add_energy_command(CLI::App& app, const GlobalOptions& global);
+void add_train_command(CLI::App& app, const GlobalOptions& global);
+void add_sample_command(CLI::App& app, const GlobalOptions& global);
 
 // Applies --threads and checks --device; returns the torch device string to use.
 void apply_global_options(const GlobalOptions& global);

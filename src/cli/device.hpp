@@ -7,7 +7,8 @@
 namespace mintjulep::cli {
 
 // "cpu" or "cuda[:k]"; a CUDA device must be available in this build.
-inline torch::Device parse_device(const std::string& name) {
+inline torch::Device parse_device(std::string name) {
+  if (name.empty()) name = "cpu";
   check(name == "cpu" || name.rfind("cuda", 0) == 0,
         "--device must be 'cpu' or 'cuda' (or 'cuda:K'), got '" + name + "'");
   if (name != "cpu")

@@ -32,11 +32,14 @@ int main(int argc, char** argv) {
   using namespace mintjulep;
   CLI::App app{"MintJulep: sample Boltzmann distributions of N-body systems from the energy alone"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
   cli::GlobalOptions global;
   app.add_option("--threads", global.threads, "CPU threads for tensor operations (0: one per core)")
       ->capture_default_str();
-  app.add_option("--device", global.device, "cpu or cuda")->capture_default_str();
+  app.add_option("--device", global.device, "cpu or cuda (default: the config's, else cpu)");
   cli::add_energy_command(app, global);
+  cli::add_train_command(app, global);
+  cli::add_sample_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

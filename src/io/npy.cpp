@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <unistd.h>
+#include <zip.h>
 
 #include "io/atomic_file.hpp"
 
@@ -88,7 +89,7 @@ torch::Tensor read_npy(const std::string& path) {
   return data.reshape(reversed).permute(perm).contiguous();
 }
 
-void write_npy(const std::string& path, const torch::Tensor& array) {
+std::string npy_bytes(const torch::Tensor& array) {
   auto data = array.detach().to(torch::kCPU).contiguous();
   const NpyDtype* dtype = nullptr;
   for (const auto& d : kDtypes)
@@ -106,17 +107,47 @@ void write_npy(const std::string& path, const torch::Tensor& array) {
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-
-  AtomicFile file(path);
-  std::string prefix("\x93NUMPY\x01\x00", 8);
+  std::string bytes("\x93NUMPY\x01\x00", 8);
   const auto len = static_cast<uint16_t>(header.size());
-  prefix.push_back(static_cast<char>(len & 0xff));
-  prefix.push_back(static_cast<char>(len >> 8));
-  file.write(prefix.data(), prefix.size());
-  file.write(header.data(), header.size());
-  file.write(static_cast<const char*>(data.data_ptr()),
-             static_cast<size_t>(data.numel()) * static_cast<size_t>(dtype->item_size));
+  bytes.push_back(static_cast<char>(len & 0xff));
+  bytes.push_back(static_cast<char>(len >> 8));
+  bytes += header;
+  bytes.append(static_cast<const char*>(data.data_ptr()),
+               static_cast<size_t>(data.numel()) * static_cast<size_t>(dtype->item_size));
+  return bytes;
+}
+
+void write_npy(const std::string& path, const torch::Tensor& array) {
+  const std::string bytes = npy_bytes(array);
+  AtomicFile file(path);
+  file.write(bytes);
   file.commit();
+}
+
+void write_npz(const std::string& path,
+               const std::vector<std::pair<std::string, torch::Tensor>>& arrays) {
+  // libzip writes the archive under a temporary name; it is renamed into place when complete.
+  const std::string temp = path + fmt::format(".tmp{}", ::getpid());
+  int error = 0;
+  zip_t* archive = zip_open(temp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error);
+  check(archive != nullptr, fmt::format("cannot write '{}': check that the folder exists and is writable", path));
+  std::vector<std::string> buffers;
+  buffers.reserve(arrays.size());
+  for (const auto& [name, array] : arrays) {
+    buffers.push_back(npy_bytes(array));
+    zip_source_t* source = zip_source_buffer(archive, buffers.back().data(), buffers.back().size(), 0);
+    if (source == nullptr || zip_file_add(archive, (name + ".npy").c_str(), source, ZIP_FL_OVERWRITE) < 0) {
+      if (source != nullptr) zip_source_free(source);
+      zip_discard(archive);
+      throw Error(fmt::format("writing '{}' failed while adding '{}'", path, name));
+    }
+  }
+  if (zip_close(archive) != 0) {
+    zip_discard(archive);
+    std::remove(temp.c_str());
+    throw Error(fmt::format("writing '{}' failed (disk full?)", path));
+  }
+  check(std::rename(temp.c_str(), path.c_str()) == 0, fmt::format("cannot move '{}' into place", path));
 }
 
 }  // namespace mintjulep

@@ -59,7 +59,15 @@ torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
         fmt::format("prior input must have shape (B, {}, {})", M, n));
   auto y64 = y.to(torch::kFloat64);
   if (!options_.invariant) return fixed_log_prob(y64);
-  return invariant_log_prob(y64.index_select(1, order_.to(y.device())));
+  return invariant_log_prob(y64.index_select(1, order_.to(y.device())), 0.0);
+}
+
+torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
+  if (!options_.invariant || options_.dim != 3) return log_prob(y);
+  check(y.dim() == 3 && y.size(1) == options_.num_free && y.size(2) == options_.dim,
+        fmt::format("prior input must have shape (B, {}, {})", options_.num_free, options_.dim));
+  return invariant_log_prob(y.to(torch::kFloat64).index_select(1, order_.to(y.device())),
+                            options_.path_softening * options_.radius);
 }
 
 torch::Tensor MintPriorImpl::fixed_log_prob(const torch::Tensor& y) {
@@ -70,7 +78,7 @@ torch::Tensor MintPriorImpl::fixed_log_prob(const torch::Tensor& y) {
   return torch::logsumexp(torch::log_softmax(logits, 0) + per_particle.sum(-1), 1);
 }
 
-torch::Tensor MintPriorImpl::invariant_log_prob(const torch::Tensor& yf) {
+torch::Tensor MintPriorImpl::invariant_log_prob(const torch::Tensor& yf, double softening) {
   const int64_t n = options_.dim, M = options_.num_free;
   auto mu_unit = unit_directions();
   auto kap = kappa(), sig = sigma();
@@ -94,7 +102,8 @@ torch::Tensor MintPriorImpl::invariant_log_prob(const torch::Tensor& yf) {
     auto b2 = u.pow(2).sum(-1).sqrt();
     auto e2 = u / b2.unsqueeze(-1);
     frame = torch::stack({e1, e2, torch::cross(e1, e2, -1)}, 1);
-    base = -torch::log(4 * kPi * r1.pow(2)) - torch::log(2 * kPi * b2);
+    auto jacobian_b2 = softening > 0 ? (b2.pow(2) + softening * softening).sqrt() : b2;
+    base = -torch::log(4 * kPi * r1.pow(2)) - torch::log(2 * kPi * jacobian_b2);
     // h_k(a, b) = c_k2((a, b)) + c_k2((a, -b)): the 2D density of frame particle 2, folded.
     auto mu2 = normalize_rows(mu_unit.select(1, 1).narrow(-1, 0, 2));  // (K, 2)
     auto ab = torch::stack({a2, b2}, -1).unsqueeze(1);                  // (B, 1, 2)
@@ -121,9 +130,12 @@ torch::Tensor MintPriorImpl::invariant_log_prob(const torch::Tensor& yf) {
 
 torch::Tensor MintPriorImpl::sample(int64_t count) {
   torch::NoGradGuard no_grad;
-  const int64_t M = options_.num_free, n = options_.dim;
+  return sample_components(torch::multinomial(weights(), count, /*replacement=*/true));
+}
+
+torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
+  const int64_t M = options_.num_free, n = options_.dim, count = k.numel();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
-  auto k = torch::multinomial(weights(), count, /*replacement=*/true);
   auto mu_k = unit_directions().index_select(0, k);  // (B, M, n)
   auto kappa_k = kappa().index_select(0, k);          // (B,)
   auto rho_k = rho.index_select(0, k), sig_k = sigma().index_select(0, k);
@@ -180,6 +192,10 @@ torch::Tensor MintPriorImpl::component_directions() const {
   auto mu2 = normalize_rows(dirs.select(1, 1).narrow(-1, 0, 2));
   auto second = torch::cat({mu2, torch::zeros({K, 1}, f64)}, -1).unsqueeze(1);
   return torch::cat({first, second, dirs.narrow(1, 2, options_.num_free - 2)}, 1);
+}
+
+torch::Tensor MintPriorImpl::component_configurations() const {
+  return component_directions() * rho.exp().unsqueeze(-1);
 }
 
 torch::Tensor MintPriorImpl::repulsion() {

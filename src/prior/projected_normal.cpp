@@ -35,20 +35,22 @@ torch::Tensor log_g(const torch::Tensor& a, int k) {
   // Continued fraction for a < -5 (z = -a/sqrt 2 > 3.5): with the Laplace fraction
   // sqrt(pi) erfcx(z) = 1 / (z + T_1), T_j = (j/2) / (z + T_{j+1}),
   //   g_0 = 1 / (sqrt2 (z + T_1)), g_1 = T_1 / (z + T_1), g_2 = T_2 / (sqrt2 (z + T_2)(z + T_1)),
-  // which never subtracts nearly equal numbers.
-  auto z = -a.clamp_max(kSwitch) / sqrt2;
+  // which never subtracts nearly equal numbers. Evaluated only where needed: it costs 120 ops.
+  auto low = (a < kSwitch).reshape(-1).nonzero().squeeze(1);
+  if (low.numel() == 0) return direct;
+  auto z = -a.reshape(-1).index_select(0, low) / sqrt2;
   auto tail = torch::zeros_like(z);
-  torch::Tensor t1, t2;
+  torch::Tensor t2;
   for (int j = kFractionTerms; j >= 1; --j) {
     tail = (0.5 * j) / (z + tail);
     if (j == 2) t2 = tail;
   }
-  t1 = tail;
+  const torch::Tensor& t1 = tail;
   torch::Tensor fraction;
   if (k == 0) fraction = -torch::log(sqrt2 * (z + t1));
   if (k == 1) fraction = torch::log(t1) - torch::log(z + t1);
   if (k == 2) fraction = torch::log(t2) - torch::log(sqrt2 * (z + t2) * (z + t1));
-  return torch::where(a >= kSwitch, direct, fraction);
+  return direct.reshape(-1).index_copy(0, low, fraction).reshape(a.sizes());
 }
 
 torch::Tensor log_projected_normal(const torch::Tensor& cos_angle, const torch::Tensor& kappa,

@@ -29,11 +29,59 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   const auto start = std::chrono::steady_clock::now();
   torch::optim::Adam optimizer(prior->parameters(), torch::optim::AdamOptions(options.learning_rate));
   MintTrainingResult result;
+  check(options.objective == "snis" || options.objective == "reverse_kl" ||
+            options.objective == "snis+reverse_kl",
+        "mint objective must be 'snis', 'reverse_kl' or 'snis+reverse_kl', got '" +
+            options.objective + "'");
+  const bool use_snis = options.objective != "reverse_kl";
+  const bool use_reverse_kl = options.objective != "snis";
+  const int64_t K = prior->options().components;
+  const int64_t per_component = std::max<int64_t>(1, options.samples / K);
+  auto component_ids = torch::arange(K, torch::TensorOptions().dtype(torch::kLong).device(prior->logits.device()))
+                           .repeat_interleave(per_component);
   for (int64_t step = 0; step < options.steps; ++step) {
     const double fraction = options.warmup_steps > 0
                                 ? std::min(1.0, static_cast<double>(step) / options.warmup_steps)
                                 : 1.0;
     const double beta = std::pow(options.beta_start, 1.0 - fraction);
+    // Cosine decay of the learning rate to final_lr_fraction of its start: the noisy
+    // self-normalised gradients need small steps to settle.
+    const double progress_fraction = static_cast<double>(step) / std::max<int64_t>(1, options.steps);
+    const double lr = options.learning_rate *
+                      (options.final_lr_fraction + (1 - options.final_lr_fraction) * 0.5 *
+                                                       (1 + std::cos(3.14159265358979 * progress_fraction)));
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    torch::Tensor rkl_loss = torch::zeros({}, prior->logits.options());
+    if (use_reverse_kl) {
+      // Every component gets samples/K reparameterised draws; pi_k enters as a weight.
+      auto y = prior->sample_components(component_ids);
+      auto f = prior->log_prob(y) + beta * energy.value(y, 1.0).to(torch::kFloat64);
+      if (torch::isfinite(f).all().item<bool>()) {
+        rkl_loss = (prior->weights() * f.view({K, -1}).mean(1)).sum();
+      } else {
+        result.dropped += (~torch::isfinite(f)).sum().item<int64_t>();
+      }
+    }
+    if (!use_snis) {
+      auto loss = rkl_loss + options.repulsion * prior->repulsion();
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      result.steps = step + 1;
+      if (progress && options.log_every > 0 &&
+          (step % options.log_every == 0 || step + 1 == options.steps)) {
+        torch::NoGradGuard no_grad;
+        MintProgress p;
+        p.step = step;
+        p.beta = beta;
+        p.loss = loss.item<double>();
+        p.batch_ess = summarize_log_weights(prior_log_weights(prior, energy, options.samples)).ess;
+        p.dropped = result.dropped;
+        progress(p);
+      }
+      continue;
+    }
     auto y = prior->sample(options.samples);
     torch::Tensor energies;
     {
@@ -53,7 +101,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
     auto log_q = prior->log_prob(y);
     auto log_q_detached = log_q.detach();
     auto weights = torch::softmax(-beta * energies - log_q_detached, 0);
-    auto loss = -(weights * log_q).sum() + options.repulsion * prior->repulsion();
+    auto loss = -(weights * log_q).sum() + rkl_loss + options.repulsion * prior->repulsion();
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();

@@ -1,0 +1,35 @@
+#pragma once
+// Run configuration, read from a TOML file. Every key is documented in README.md; an
+// unknown key is an error (it is almost always a typo that would silently be ignored).
+#include <mintjulep/egnn.hpp>
+#include <mintjulep/julep.hpp>
+#include <mintjulep/julep_training.hpp>
+#include <mintjulep/mint_prior.hpp>
+#include <mintjulep/mint_training.hpp>
+
+#include <array>
+#include <string>
+
+namespace mintjulep {
+
+struct RunConfig {
+  std::string system;
+  int64_t anchor = -1;                  // particle index; -1: the system's default
+  std::array<int64_t, 2> frame = {-1, -1};  // particle indices; -1: first two non-anchor ones
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  int threads = 0;                      // 0: one per core
+  MintPriorOptions prior;               // radius <= 0: the system's length scale
+  MintTrainingOptions mint;
+  int64_t eval_samples = 10000;         // fresh samples for the reported ESS
+  EgnnOptions network;
+  JulepOptions julep;
+  JulepTrainingOptions train;
+  int64_t path_eval_samples = 10000;    // fresh trajectories for the reported path ESS
+  bool baseline = true;                 // also measure untrained AIS (A = b = Util = 0)
+};
+
+// Parses and validates a config file; throws Error naming the file, key and fix.
+RunConfig load_config(const std::string& path);
+
+}  // namespace mintjulep

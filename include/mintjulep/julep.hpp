@@ -1,0 +1,82 @@
+#pragma once
+// The Julep kernel and its path weights (DESIGN.md §4): Langevin steps on anchored coordinates
+// that also apply exp(+-Delta A), A = H H^T, with a learned drift b, a learned potential
+// correction Util and learned per-step noise levels eps_j. The prior is frozen.
+#include <mintjulep/egnn.hpp>
+#include <mintjulep/energy.hpp>
+#include <mintjulep/mint_prior.hpp>
+
+#include <memory>
+#include <random>
+#include <vector>
+
+namespace mintjulep {
+
+struct JulepOptions {
+  int64_t steps = 100;       // T
+  double eps = 0.01;         // initial noise level eps_j (length^2 per unit time)
+  bool learn_eps = true;
+  bool random_grid = false;  // sorted uniform random times, drawn afresh per trajectory batch
+  bool use_a = true;         // the matrix exponential exp(Delta A)
+  bool use_b = true;         // the drift b
+  bool use_util = true;      // the potential correction Util
+  // Caps each particle's deterministic displacement per step at max_step * length scale
+  // (0: off). Any drift keeps the weights exact; the cap keeps a stiff score (near the frame
+  // axis of the 3D prior, in Lennard-Jones cores) from throwing a particle across the box.
+  double max_step = 0.5;
+};
+
+// exp(s H H^T) y for H (B, M, r), y (B, M, n), computed as y + s H phi(s H^T H) H^T y with
+// phi(X) = X^-1 (exp(X) - I) taken from the 2r x 2r block exponential exp([[X, I], [0, 0]]).
+torch::Tensor low_rank_expm_apply(const torch::Tensor& h, const torch::Tensor& y, double s);
+
+struct PathBatch {
+  torch::Tensor path;   // (B, T+1, M, n) positions y_0 .. y_T, detached (when kept)
+  torch::Tensor final;  // (B, M, n) y_T
+  torch::Tensor log_w;  // (B,) float64 log path weights
+  std::vector<double> times;
+};
+
+class JulepSamplerImpl : public torch::nn::Module {
+ public:
+  JulepSamplerImpl(MintPrior prior, std::shared_ptr<const AnchoredEnergy> energy, Egnn network,
+                   JulepOptions options);
+
+  // The time grid for one batch: uniform, or sorted uniform random interior times.
+  std::vector<double> time_grid(std::mt19937_64& rng) const;
+  // Simulates `count` trajectories from the prior; parameters get no gradient.
+  PathBatch simulate(int64_t count, const std::vector<double>& times, bool keep_path);
+  // The same from given start points y0 (B, M, n), optionally with given standard normal
+  // noise (T, B, M, n) instead of fresh draws.
+  PathBatch simulate_from(const torch::Tensor& y0, const std::vector<double>& times, bool keep_path,
+                          const torch::Tensor& noise = {});
+  // sum over steps j in [first, last) (1-based) of the kernel terms of log w on a fixed path,
+  // differentiable in the kernel parameters (double backward through grad_y Util). (B,)
+  torch::Tensor kernel_log_weight(const torch::Tensor& path, const std::vector<double>& times,
+                                  int64_t first, int64_t last);
+
+  torch::Tensor step_eps(double t_start) const;  // eps for the step that starts at t_start
+  const JulepOptions& options() const { return options_; }
+  MintPrior prior() const { return prior_; }
+  Egnn network() const { return network_; }
+  const AnchoredEnergy& energy() const { return *energy_; }
+
+  torch::Tensor log_eps;  // (T,) piecewise-constant table over [0, 1]
+
+ private:
+  struct PointEval {
+    torch::Tensor b, h, grad_u;  // b, h undefined when switched off
+  };
+  PointEval evaluate(const torch::Tensor& y, double t, bool differentiable);
+  torch::Tensor cap_displacement(const torch::Tensor& d) const;
+  torch::Tensor forward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);
+  torch::Tensor backward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);
+
+  MintPrior prior_;
+  std::shared_ptr<const AnchoredEnergy> energy_;
+  Egnn network_;
+  JulepOptions options_;
+};
+TORCH_MODULE(JulepSampler);
+
+}  // namespace mintjulep

@@ -1,0 +1,55 @@
+#pragma once
+// Stage 2: training the Julep kernel on detached trajectories (DESIGN.md §4).
+#include <mintjulep/estimators.hpp>
+#include <mintjulep/julep.hpp>
+
+#include <functional>
+#include <string>
+
+namespace mintjulep {
+
+struct JulepTrainingOptions {
+  int64_t iterations = 300;
+  int64_t samples = 100;           // trajectories per iteration
+  double learning_rate = 1e-3;     // Adam; linear warm-up, then cosine decay ...
+  double final_lr_fraction = 0.1;  // ... to this fraction
+  int64_t warmup_iterations = 20;
+  int64_t chunk_steps = 10;        // gradient accumulated over chunks of steps: memory ~ chunk, not T
+  double step_fraction = 1.0;      // keep each chunk with this probability, scaled by its inverse
+  double clip_norm = 10.0;         // gradient norm clipping (0: off)
+  double trim_fraction = 0.0;      // leave the lowest quantile of log w out of the variance
+  int64_t log_every = 10;
+  uint64_t seed = 0;               // for the random time grid and step subsampling
+};
+
+struct JulepProgress {
+  int64_t iteration = 0;
+  double loss = 0;       // variance of log w over the batch
+  double batch_ess = 0;  // ESS of the batch
+  int64_t dropped = 0;   // non-finite log w dropped so far
+  double seconds = 0;
+};
+
+struct JulepTrainingResult {
+  int64_t iterations = 0;
+  int64_t dropped = 0;
+  double seconds = 0;
+};
+
+// Log-variance training: per iteration simulate S trajectories, detach them, and descend
+// Var_s[log w_s]; grad = (2/S) sum_s (log w_s - mean) grad log w_s is accumulated over chunks
+// of steps, so peak memory does not grow with T. Non-finite log w are dropped and counted.
+JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOptions& options,
+                                const std::function<void(const JulepProgress&)>& progress = {});
+
+struct SampleBatch {
+  torch::Tensor y;      // (count, M, n) final positions
+  torch::Tensor log_w;  // (count,) float64
+};
+
+// `count` fresh trajectories in chunks of `chunk` (no path kept), on the uniform grid (or fresh
+// random grids per chunk).
+SampleBatch sample_julep(JulepSampler& sampler, int64_t count, int64_t chunk, uint64_t seed,
+                         const std::function<void(int64_t done)>& progress = {});
+
+}  // namespace mintjulep

@@ -1,0 +1,101 @@
+#include "cli/run_model.hpp"
+
+#include <mintjulep/error.hpp>
+#include <mintjulep/systems.hpp>
+
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <torch/serialize.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/atomic_file.hpp"
+
+namespace mintjulep::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Rows of y (the non-anchor particles) of the frame particles given as particle indices.
+std::array<int64_t, 2> frame_rows(const RunConfig& c, int64_t anchor, int64_t num_particles) {
+  if (c.frame[0] < 0) return {0, 1};
+  std::array<int64_t, 2> rows{};
+  for (size_t i = 0; i < 2; ++i) {
+    const int64_t p = c.frame[i];
+    check(p >= 0 && p < num_particles && p != anchor,
+          fmt::format("frame particle {} must be a particle index in 0..{} other than the anchor {}",
+                      p, num_particles - 1, anchor));
+    rows[i] = p < anchor ? p : p - 1;
+  }
+  return rows;
+}
+
+}  // namespace
+
+Model build_model(const RunConfig& config, torch::Device device) {
+  Model m;
+  m.config = config;
+  m.device = device;
+  m.system = make_system(config.system);
+  const int64_t anchor = config.anchor >= 0 ? config.anchor : m.system->default_anchor();
+  m.energy = std::make_shared<AnchoredEnergy>(m.system, anchor);
+  MintPriorOptions prior_options = config.prior;
+  prior_options.num_free = m.energy->num_free();
+  prior_options.dim = m.energy->dim();
+  prior_options.frame = frame_rows(config, anchor, m.system->num_particles());
+  if (prior_options.radius <= 0) prior_options.radius = m.system->length_scale();
+  torch::manual_seed(config.seed);
+  m.prior = MintPrior(prior_options);
+  EgnnOptions network_options = config.network;
+  network_options.length_scale = m.system->length_scale();
+  Egnn network(network_options, m.system->particle_types(), anchor, m.system->dim());
+  network->to(torch::kFloat64);
+  m.sampler = JulepSampler(m.prior, m.energy, network, config.julep);
+  m.sampler->to(device);
+  return m;
+}
+
+JulepSampler make_ais_baseline(const Model& model) {
+  JulepOptions options = model.config.julep;
+  options.use_a = options.use_b = options.use_util = false;
+  options.learn_eps = false;
+  JulepSampler baseline(model.prior, model.energy, model.sampler->network(), options);
+  baseline->to(model.device);
+  return baseline;
+}
+
+void save_checkpoint(torch::nn::Module& module, const std::string& path) {
+  const std::string temp = path + ".tmp";
+  torch::serialize::OutputArchive archive;
+  module.save(archive);
+  archive.save_to(temp);
+  fs::rename(temp, path);
+}
+
+void load_checkpoint(torch::nn::Module& module, const std::string& path, torch::Device device) {
+  check(fs::exists(path), fmt::format("checkpoint '{}' not found; train that stage first", path));
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, device);
+    module.load(archive);
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("cannot load checkpoint '{}': it does not match this configuration ({})",
+                            path, std::string(e.what_without_backtrace()).substr(0, 120)));
+  }
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  AtomicFile file(path);
+  file.write(text);
+  file.commit();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  check(in.good(), fmt::format("cannot read '{}'", path));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace mintjulep::cli

@@ -1,0 +1,204 @@
+// `mintjulep train`: fits the sampler described by a TOML config in two stages (Mint prior,
+// then Julep kernel) and writes a run folder that `mintjulep sample` loads.
+#include <mintjulep/error.hpp>
+#include <mintjulep/estimators.hpp>
+#include <mintjulep/julep_training.hpp>
+#include <mintjulep/mint_training.hpp>
+#include <mintjulep/pair_energies.hpp>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.hpp"
+#include "cli/device.hpp"
+#include "cli/run_model.hpp"
+
+namespace mintjulep::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TrainOptions {
+  std::string config;
+  std::string out;
+  int64_t seed = -1;
+  std::string stage = "all";
+  std::string from;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Components with weight >= 1% and the number of distinct shapes among them (sorted pair
+// distances equal within 10% of the length scale).
+int64_t print_component_summary(MintPrior& prior, const AnchoredEnergy& energy) {
+  torch::NoGradGuard no_grad;
+  auto shapes = std::get<0>(pair_distances(energy.to_full(prior->component_configurations())).sort(-1));
+  auto weights = prior->weights();
+  auto order = std::get<1>(weights.sort(0, /*descending=*/true));
+  const double tolerance = 0.1 * energy.energy().length_scale();
+  std::vector<torch::Tensor> distinct;
+  fmt::print("component  weight  kappa  sorted pair distances of its typical configuration\n");
+  for (int64_t j = 0; j < order.numel(); ++j) {
+    const int64_t k = order[j].item<int64_t>();
+    const double w = weights[k].item<double>();
+    if (w < 0.01) continue;
+    auto d = shapes[k];
+    std::string ds;
+    for (int64_t i = 0; i < std::min<int64_t>(d.numel(), 10); ++i)
+      ds += fmt::format(" {:.2f}", d[i].item<double>());
+    if (d.numel() > 10) ds += " ...";
+    fmt::print("{:>9}  {:6.3f}  {:5.1f} {}\n", k, w, prior->kappa()[k].item<double>(), ds);
+    bool seen = false;
+    for (const auto& other : distinct) seen = seen || (other - d).abs().max().item<double>() < tolerance;
+    if (!seen) distinct.push_back(d);
+  }
+  return static_cast<int64_t>(distinct.size());
+}
+
+ImportanceSummary evaluate_paths(JulepSampler& sampler, int64_t count, uint64_t seed,
+                                 const char* what, double& seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  auto batch = sample_julep(sampler, count, 500, seed, [&](int64_t done) {
+    if (done == count || done % 2000 == 0) {
+      fmt::print("{}: {}/{} trajectories, {:.0f} s\n", what, done, count, seconds_since(start));
+      std::fflush(stdout);
+    }
+  });
+  seconds = seconds_since(start);
+  return summarize_log_weights(batch.log_w);
+}
+
+void run_train(const TrainOptions& opt, const GlobalOptions& global) {
+  check(opt.stage == "all" || opt.stage == "mint" || opt.stage == "julep",
+        fmt::format("--stage must be all, mint or julep, got '{}'", opt.stage));
+  check(opt.stage != "julep" || !opt.from.empty(),
+        "--stage julep needs --from DIR, a run folder with a trained prior (prior.pt)");
+  RunConfig config = load_config(opt.config);
+  if (opt.seed >= 0) config.seed = static_cast<uint64_t>(opt.seed);
+  GlobalOptions effective = global;
+  if (effective.threads == 0) effective.threads = config.threads;
+  if (effective.device.empty()) effective.device = config.device;
+  apply_global_options(effective);
+  Model model = build_model(config, parse_device(effective.device));
+  const AnchoredEnergy& energy = *model.energy;
+
+  std::error_code ec;
+  fs::create_directories(opt.out, ec);
+  check(!ec && fs::is_directory(opt.out),
+        fmt::format("cannot create output folder '{}': {}", opt.out, ec.message()));
+  const auto folder = fs::path(opt.out);
+  nlohmann::json metrics = {
+      {"system", model.system->name()},
+      {"stage", opt.stage},
+      {"anchor", energy.anchor()},
+      {"components", config.prior.components},
+      {"invariant", config.prior.invariant},
+      {"device", model.device.str()},
+      {"threads", at::get_num_threads()},
+      {"seed", config.seed},
+  };
+  fmt::print("system {} ({} particles, n = {}), anchor {}, {} threads, device {}, seed {}\n",
+             model.system->name(), model.system->num_particles(), model.system->dim(),
+             energy.anchor(), at::get_num_threads(), model.device.str(), config.seed);
+
+  double train_seconds = 0;
+  if (opt.stage == "julep") {
+    load_checkpoint(*model.prior, (fs::path(opt.from) / "prior.pt").string(), model.device);
+    fmt::print("mint: loaded the prior from {}\n", opt.from);
+  } else {
+    fmt::print("mint: K = {}, {} prior, objective {}, {} steps x {} samples\n",
+               config.prior.components, config.prior.invariant ? "invariant" : "fixed-orientation",
+               config.mint.objective, config.mint.steps, config.mint.samples);
+    std::fflush(stdout);
+    auto result = train_mint(model.prior, energy, config.mint, [](const MintProgress& p) {
+      fmt::print("mint step {:6d}  beta {:.3f}  loss {:10.4f}  batch ESS {:6.2f}%  dropped {}\n",
+                 p.step, p.beta, p.loss, 100 * p.batch_ess, p.dropped);
+      std::fflush(stdout);
+    });
+    train_seconds += result.seconds;
+    metrics["mint_seconds"] = result.seconds;
+    metrics["mint_steps"] = result.steps;
+    metrics["dropped_energies"] = result.dropped;
+    save_checkpoint(*model.prior, (folder / "prior.pt").string());
+  }
+  torch::manual_seed(config.seed + 1);
+  auto prior = summarize_log_weights(prior_log_weights(model.prior, energy, config.eval_samples));
+  const int64_t shapes = print_component_summary(model.prior, energy);
+  fmt::print("mint: prior ESS {:.2f}% on {} samples, log Z {:.4f}, {} distinct component shapes\n",
+             100 * prior.ess, prior.num_samples, prior.log_z, shapes);
+  metrics["prior_ess"] = prior.ess;
+  metrics["prior_log_z"] = prior.log_z;
+  metrics["prior_num_samples"] = prior.num_samples;
+  metrics["distinct_component_shapes"] = shapes;
+  metrics["num_samples"] = prior.num_samples;
+
+  if (opt.stage != "mint") {
+    const int64_t count = config.path_eval_samples;
+    metrics["steps"] = config.julep.steps;
+    metrics["num_samples"] = count;
+    if (config.baseline) {
+      auto baseline = make_ais_baseline(model);
+      double seconds = 0;
+      torch::manual_seed(config.seed + 2);
+      auto ais = evaluate_paths(baseline, count, config.seed + 2, "ais baseline", seconds);
+      fmt::print("ais baseline (untrained, T = {}): path ESS {:.2f}% on {} samples, log Z {:.4f}\n",
+                 config.julep.steps, 100 * ais.ess, ais.num_samples, ais.log_z);
+      metrics["ais_path_ess"] = ais.ess;
+      metrics["ais_log_z"] = ais.log_z;
+      metrics["ais_sample_seconds"] = seconds;
+    }
+    fmt::print("julep: T = {}, {} iterations x {} trajectories, lr {}\n", config.julep.steps,
+               config.train.iterations, config.train.samples, config.train.learning_rate);
+    std::fflush(stdout);
+    JulepTrainingOptions train = config.train;
+    train.seed = config.seed;
+    torch::manual_seed(config.seed + 3);
+    auto result = train_julep(model.sampler, train, [](const JulepProgress& p) {
+      fmt::print("julep iter {:5d}  Var[log w] {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n",
+                 p.iteration, p.loss, 100 * p.batch_ess, p.dropped, p.seconds);
+      std::fflush(stdout);
+    });
+    train_seconds += result.seconds;
+    metrics["julep_seconds"] = result.seconds;
+    metrics["julep_iterations"] = result.iterations;
+    metrics["dropped_trajectories"] = result.dropped;
+    save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
+    double seconds = 0;
+    torch::manual_seed(config.seed + 4);
+    auto path = evaluate_paths(model.sampler, count, config.seed + 4, "julep", seconds);
+    fmt::print("julep: path ESS {:.2f}% on {} samples, log Z {:.4f}, {:.0f} s sampling\n",
+               100 * path.ess, path.num_samples, path.log_z, seconds);
+    metrics["path_ess"] = path.ess;
+    metrics["log_z"] = path.log_z;
+    metrics["sample_seconds"] = seconds;
+  }
+  metrics["train_seconds"] = train_seconds;
+  write_text_atomically((folder / "config.toml").string(), read_text(opt.config));
+  write_text_atomically((folder / "metrics.json").string(), metrics.dump(2) + "\n");
+  fmt::print("wrote {}\n", (folder / "metrics.json").string());
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, const GlobalOptions& global) {
+  auto opt = std::make_shared<TrainOptions>();
+  auto* cmd = app.add_subcommand("train", "Train the sampler described by a TOML config");
+  cmd->add_option("config", opt->config, "configuration file, e.g. configs/dw4.toml")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", opt->out, "output folder (created if missing)")->required();
+  cmd->add_option("--seed", opt->seed, "random seed (overrides the config's)");
+  cmd->add_option("--stage", opt->stage, "all (mint then julep), mint, or julep (needs --from)")
+      ->capture_default_str();
+  cmd->add_option("--from", opt->from, "run folder whose prior.pt the julep stage starts from");
+  cmd->callback([opt, &global] { run_train(*opt, global); });
+}
+
+}  // namespace mintjulep::cli

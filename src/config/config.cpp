@@ -1,0 +1,180 @@
+#include <mintjulep/config.hpp>
+#include <mintjulep/error.hpp>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <set>
+
+namespace mintjulep {
+namespace {
+
+// Reads optional keys of one table, remembering which ones were consumed.
+class Table {
+ public:
+  Table(const toml::table* table, std::string where, std::string path)
+      : table_(table), where_(std::move(where)), path_(std::move(path)) {}
+
+  template <class T>
+  void read(const std::string& key, T& value) {
+    known_.insert(key);
+    if (table_ == nullptr) return;
+    const toml::node* node = table_->get(key);
+    if (node == nullptr) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      auto v = node->value<bool>();
+      check(v.has_value(), message(key, "true or false"));
+      value = *v;
+    } else if constexpr (std::is_integral_v<T>) {
+      auto v = node->value<int64_t>();
+      check(v.has_value() && node->is_integer(), message(key, "an integer"));
+      value = static_cast<T>(*v);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      auto v = node->value<double>();
+      check(v.has_value(), message(key, "a number"));
+      value = *v;
+    } else {
+      auto v = node->value<std::string>();
+      check(v.has_value(), message(key, "a string"));
+      value = *v;
+    }
+  }
+
+  void read_pair(const std::string& key, std::array<int64_t, 2>& value) {
+    known_.insert(key);
+    if (table_ == nullptr || table_->get(key) == nullptr) return;
+    const toml::array* a = table_->get(key)->as_array();
+    check(a != nullptr && a->size() == 2 && (*a)[0].is_integer() && (*a)[1].is_integer(),
+          message(key, "a list of two particle indices, e.g. [1, 2]"));
+    value = {(*a)[0].value<int64_t>().value(), (*a)[1].value<int64_t>().value()};
+  }
+
+  void reject_unknown(const std::set<std::string>& subtables = {}) const {
+    if (table_ == nullptr) return;
+    for (const auto& [key, node] : *table_) {
+      const std::string k(key.str());
+      check(known_.count(k) || subtables.count(k),
+            fmt::format("{}: unknown key '{}' in {}; see the configuration keys in README.md", path_,
+                        k, where_));
+    }
+  }
+
+ private:
+  std::string message(const std::string& key, const std::string& expected) const {
+    return fmt::format("{}: '{}' in {} must be {}", path_, key, where_, expected);
+  }
+  const toml::table* table_;
+  std::string where_, path_;
+  std::set<std::string> known_;
+};
+
+}  // namespace
+
+RunConfig load_config(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw Error(fmt::format("{}:{}:{}: invalid TOML: {}", path, where.line, where.column,
+                            e.description()));
+  }
+  RunConfig c;
+  Table top(&root, "the top level", path);
+  top.read("system", c.system);
+  top.read("anchor", c.anchor);
+  top.read_pair("frame", c.frame);
+  top.read("seed", c.seed);
+  top.read("device", c.device);
+  top.read("threads", c.threads);
+  top.reject_unknown({"prior", "mint", "network", "julep", "train"});
+  check(!c.system.empty(), path + ": 'system' is missing, e.g. system = \"dw4\"");
+  for (const char* section : {"prior", "mint", "network", "julep", "train"})
+    check(root.get(section) == nullptr || root.get(section)->is_table(),
+          fmt::format("{}: '{}' must be a table ([{}])", path, section, section));
+
+  c.prior.radius = 0.0;  // default: the system's length scale
+  Table prior(root["prior"].as_table(), "[prior]", path);
+  prior.read("components", c.prior.components);
+  prior.read("invariant", c.prior.invariant);
+  prior.read("kappa", c.prior.kappa);
+  prior.read("radius", c.prior.radius);
+  prior.read("radius_spread", c.prior.radius_spread);
+  prior.read("sigma", c.prior.sigma);
+  prior.read("path_softening", c.prior.path_softening);
+  prior.reject_unknown();
+
+  Table mint(root["mint"].as_table(), "[mint]", path);
+  mint.read("steps", c.mint.steps);
+  mint.read("samples", c.mint.samples);
+  mint.read("learning_rate", c.mint.learning_rate);
+  mint.read("final_lr_fraction", c.mint.final_lr_fraction);
+  mint.read("repulsion", c.mint.repulsion);
+  mint.read("beta_start", c.mint.beta_start);
+  mint.read("warmup_steps", c.mint.warmup_steps);
+  mint.read("log_every", c.mint.log_every);
+  mint.read("objective", c.mint.objective);
+  mint.read("eval_samples", c.eval_samples);
+  mint.reject_unknown();
+
+  Table network(root["network"].as_table(), "[network]", path);
+  network.read("hidden", c.network.hidden);
+  network.read("layers", c.network.layers);
+  network.read("rank", c.network.rank);
+  network.read("time_frequencies", c.network.time_frequencies);
+  network.read("h_init_scale", c.network.h_init_scale);
+  network.reject_unknown();
+
+  Table julep(root["julep"].as_table(), "[julep]", path);
+  julep.read("steps", c.julep.steps);
+  julep.read("eps", c.julep.eps);
+  julep.read("learn_eps", c.julep.learn_eps);
+  julep.read("random_grid", c.julep.random_grid);
+  julep.read("use_a", c.julep.use_a);
+  julep.read("use_b", c.julep.use_b);
+  julep.read("use_util", c.julep.use_util);
+  julep.read("max_step", c.julep.max_step);
+  julep.reject_unknown();
+
+  Table train(root["train"].as_table(), "[train]", path);
+  train.read("iterations", c.train.iterations);
+  train.read("samples", c.train.samples);
+  train.read("learning_rate", c.train.learning_rate);
+  train.read("final_lr_fraction", c.train.final_lr_fraction);
+  train.read("warmup_iterations", c.train.warmup_iterations);
+  train.read("chunk_steps", c.train.chunk_steps);
+  train.read("step_fraction", c.train.step_fraction);
+  train.read("clip_norm", c.train.clip_norm);
+  train.read("trim_fraction", c.train.trim_fraction);
+  train.read("log_every", c.train.log_every);
+  train.read("eval_samples", c.path_eval_samples);
+  train.read("baseline", c.baseline);
+  train.reject_unknown();
+
+  check(c.network.hidden >= 1 && c.network.layers >= 1 && c.network.rank >= 1 &&
+            c.network.time_frequencies >= 0,
+        path + ": [network] hidden, layers and rank must be >= 1");
+  check(c.julep.steps >= 1 && c.julep.eps > 0, path + ": [julep] needs steps >= 1 and eps > 0");
+  check(c.train.iterations >= 0 && c.train.samples >= 2 && c.train.chunk_steps >= 1,
+        path + ": [train] needs iterations >= 0, samples >= 2, chunk_steps >= 1");
+  check(c.train.learning_rate > 0, path + ": [train] learning_rate must be positive");
+  check(c.train.step_fraction > 0 && c.train.step_fraction <= 1,
+        path + ": [train] step_fraction must be in (0, 1]");
+  check(c.train.trim_fraction >= 0 && c.train.trim_fraction < 0.5,
+        path + ": [train] trim_fraction must be in [0, 0.5)");
+  check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
+  check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
+  check(c.prior.kappa > 0 && c.prior.sigma > 0 && c.prior.radius_spread >= 0,
+        path + ": [prior] kappa and sigma must be positive, radius_spread >= 0");
+  check(c.mint.steps >= 0 && c.mint.samples >= 2, path + ": [mint] needs steps >= 0, samples >= 2");
+  check(c.mint.learning_rate > 0, path + ": [mint] learning_rate must be positive");
+  check(c.mint.beta_start > 0 && c.mint.beta_start <= 1, path + ": [mint] beta_start must be in (0, 1]");
+  check(c.mint.objective == "snis" || c.mint.objective == "reverse_kl" ||
+            c.mint.objective == "snis+reverse_kl",
+        path + ": [mint] objective must be \"snis\", \"reverse_kl\" or \"snis+reverse_kl\"");
+  check(c.eval_samples >= 2, path + ": [mint] eval_samples must be >= 2");
+  check(c.threads >= 0, path + ": threads must be >= 0 (0: one per core)");
+  return c;
+}
+
+}  // namespace mintjulep

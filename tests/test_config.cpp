@@ -1,0 +1,110 @@
+// Run configuration files: defaults, every key, and clear errors for bad input.
+#include <mintjulep/config.hpp>
+#include <mintjulep/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace mintjulep {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string write_config(const std::string& name, const std::string& text) {
+  const auto path = fs::temp_directory_path() / ("mintjulep_config_" + name + ".toml");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+std::string error_of(const std::string& path) {
+  try {
+    load_config(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, ReadsEveryKey) {
+  auto c = load_config(write_config("full", R"(
+system = "lj13"
+anchor = 3
+frame = [1, 2]
+seed = 7
+device = "cpu"
+threads = 2
+[prior]
+components = 5
+invariant = false
+kappa = 3.5
+radius = 1.2
+radius_spread = 0.1
+sigma = 0.4
+[mint]
+steps = 11
+samples = 12
+learning_rate = 0.5
+final_lr_fraction = 0.2
+repulsion = 0.3
+beta_start = 0.25
+warmup_steps = 4
+log_every = 2
+objective = "reverse_kl"
+eval_samples = 99
+)"));
+  EXPECT_EQ(c.system, "lj13");
+  EXPECT_EQ(c.anchor, 3);
+  EXPECT_EQ(c.frame[1], 2);
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.threads, 2);
+  EXPECT_EQ(c.prior.components, 5);
+  EXPECT_FALSE(c.prior.invariant);
+  EXPECT_DOUBLE_EQ(c.prior.kappa, 3.5);
+  EXPECT_DOUBLE_EQ(c.prior.radius, 1.2);
+  EXPECT_DOUBLE_EQ(c.prior.radius_spread, 0.1);
+  EXPECT_DOUBLE_EQ(c.prior.sigma, 0.4);
+  EXPECT_EQ(c.mint.steps, 11);
+  EXPECT_EQ(c.mint.samples, 12);
+  EXPECT_DOUBLE_EQ(c.mint.learning_rate, 0.5);
+  EXPECT_DOUBLE_EQ(c.mint.final_lr_fraction, 0.2);
+  EXPECT_DOUBLE_EQ(c.mint.repulsion, 0.3);
+  EXPECT_DOUBLE_EQ(c.mint.beta_start, 0.25);
+  EXPECT_EQ(c.mint.warmup_steps, 4);
+  EXPECT_EQ(c.mint.log_every, 2);
+  EXPECT_EQ(c.mint.objective, "reverse_kl");
+  EXPECT_EQ(c.eval_samples, 99);
+}
+
+TEST(Config, DefaultsNeedOnlyTheSystem) {
+  auto c = load_config(write_config("minimal", "system = \"dw4\"\n"));
+  EXPECT_EQ(c.anchor, -1);
+  EXPECT_TRUE(c.prior.invariant);
+  EXPECT_EQ(c.prior.radius, 0.0);  // resolved to the system's length scale at run time
+  EXPECT_EQ(c.mint.objective, "snis");
+}
+
+TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"system = \"dw4\"\nsteps = 3\n", "unknown key 'steps'"},
+      {"system = \"dw4\"\n[prior]\ncomponent = 3\n", "unknown key 'component' in [prior]"},
+      {"system = \"dw4\"\n[mint]\nsteps = \"many\"\n", "'steps' in [mint] must be an integer"},
+      {"system = \"dw4\"\n[mint]\nsteps = 2.5\n", "'steps' in [mint] must be an integer"},
+      {"system = \"dw4\"\n[prior]\nkappa = -1.0\n", "kappa and sigma must be positive"},
+      {"[prior]\ncomponents = 3\n", "'system' is missing"},
+      {"system = \"dw4\"\nframe = [1]\n", "list of two particle indices"},
+      {"system = \"dw4\"\n[mint]\nobjective = \"fast\"\n", "objective must be"},
+      {"system = \"dw4\"\nprior = 3\n", "must be a table"},
+      {"system = = \"dw4\"\n", "invalid TOML"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string message = error_of(write_config("bad" + std::to_string(i), cases[i].first));
+    EXPECT_NE(message.find(cases[i].second), std::string::npos) << "got: " << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  EXPECT_NE(error_of("/nonexistent/config.toml").find("/nonexistent/config.toml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mintjulep
