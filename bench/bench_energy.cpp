@@ -3,6 +3,7 @@
 // Threads: MINTJULEP_THREADS (default: one per core) is passed to at::set_num_threads.
 #include <mintjulep/energy.hpp>
 #include <mintjulep/systems.hpp>
+#include <mintjulep/threads.hpp>
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
@@ -45,8 +46,7 @@ BENCHMARK(BM_Lj13_Float64)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicro
 
 int main(int argc, char** argv) {
   const char* env = std::getenv("MINTJULEP_THREADS");
-  const int threads = env ? std::atoi(env) : static_cast<int>(std::thread::hardware_concurrency());
-  at::set_num_threads(std::max(1, threads));
+  set_threads(env ? std::atoi(env) : 0);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

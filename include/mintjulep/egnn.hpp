@@ -23,6 +23,7 @@ struct EgnnOptions {
   int64_t time_frequencies = 3;   // sin/cos(2 pi f t) for f = 1..F, plus t itself
   double h_init_scale = 0.1;      // h's output layer starts small and random (A = h h^T
                                   // has no gradient at h = 0)
+  bool float32 = true;            // network arithmetic in float32 (path weights stay float64)
   double length_scale = 1.0;      // positions are divided by it on the way in (and b multiplied
                                   // on the way out), so the network sees O(1) coordinates
 };

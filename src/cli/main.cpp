@@ -1,5 +1,6 @@
 // mintjulep: command line entry point. Errors in user input print one line and exit 2.
 #include <mintjulep/error.hpp>
+#include <mintjulep/threads.hpp>
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -14,10 +15,7 @@ namespace mintjulep::cli {
 
 void apply_global_options(const GlobalOptions& global) {
   check(global.threads >= 0, "--threads must be >= 0 (0 means one per core)");
-  const int threads = global.threads > 0
-                          ? global.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
+  set_threads(global.threads);
 }
 
 }  // namespace mintjulep::cli

@@ -51,7 +51,7 @@ Model build_model(const RunConfig& config, torch::Device device) {
   EgnnOptions network_options = config.network;
   network_options.length_scale = m.system->length_scale();
   Egnn network(network_options, m.system->particle_types(), anchor, m.system->dim());
-  network->to(torch::kFloat64);
+  network->to(network_options.float32 ? torch::kFloat32 : torch::kFloat64);
   m.sampler = JulepSampler(m.prior, m.energy, network, config.julep);
   m.sampler->to(device);
   return m;

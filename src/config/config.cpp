@@ -123,6 +123,7 @@ RunConfig load_config(const std::string& path) {
   network.read("rank", c.network.rank);
   network.read("time_frequencies", c.network.time_frequencies);
   network.read("h_init_scale", c.network.h_init_scale);
+  network.read("float32", c.network.float32);
   network.reject_unknown();
 
   Table julep(root["julep"].as_table(), "[julep]", path);

@@ -63,10 +63,13 @@ JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, d
   torch::Tensor scalar = torch::zeros({}, y.options());
   const bool need_net = options_.use_a || options_.use_b || (options_.use_util && t > 0 && t < 1);
   if (need_net) {
-    auto out = network_->forward(y_in, t);
-    if (options_.use_b) p.b = out.b;
-    if (options_.use_a) p.h = out.h;
-    if (options_.use_util && t > 0 && t < 1) scalar = scalar + t * (1 - t) * out.util.sum();
+    // The network runs in its own dtype; its outputs come back in the path's (float64).
+    const auto net_type = network_->parameters().front().scalar_type();
+    auto out = network_->forward(y_in.to(net_type), t);
+    if (options_.use_b) p.b = out.b.to(y.scalar_type());
+    if (options_.use_a) p.h = out.h.to(y.scalar_type());
+    if (options_.use_util && t > 0 && t < 1)
+      scalar = scalar + t * (1 - t) * out.util.to(y.scalar_type()).sum();
   }
   if (t < 1) scalar = scalar - (1 - t) * prior_->path_log_prob(y_in).to(y.scalar_type()).sum();
   torch::Tensor grad = torch::zeros_like(y);
