@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the default example: energies of the built-in
-# systems on the configurations shipped in examples/.
+# systems on the configurations in examples/, then MintJulep on DW-4 end to end (Mint prior,
+# untrained AIS baseline, Julep training, path ESS on 1e4 samples) and a draw of weighted
+# samples. About 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 bin=${BUILD_DIR:-build}/mintjulep
-echo "== dw4 (kT): square of side 4, rhombus"
+echo "== energies (kT): dw4 square and rhombus; lj:13:3 icosahedral global minimum and a perturbed copy"
 "$bin" energy --system dw4 --in examples/dw4.xyz
-echo "== lj:13:3 (pair term over i<j, eps = 1): icosahedral global minimum, perturbed copy"
 "$bin" energy --system lj:13:3 --in examples/lj13-icosahedron.xyz
-echo "== lj13 (ordered pairs + harmonic term), same configurations"
-"$bin" energy --system lj13 --in examples/lj13-icosahedron.xyz
-echo "== lj13 along the soft-core path at t = 0.5"
-"$bin" energy --system lj13 --in examples/lj13-icosahedron.xyz --t 0.5
+echo "== MintJulep on DW-4 (configs/dw4.toml)"
+"$bin" train configs/dw4.toml --out runs/dw4-example
+"$bin" sample runs/dw4-example --num-samples 2000 --out runs/dw4-example/samples.npz
+echo "== metrics: runs/dw4-example/metrics.json"
+cat runs/dw4-example/metrics.json

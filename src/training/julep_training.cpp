@@ -1,6 +1,8 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/julep_training.hpp>
 
+#include "training/schedule.hpp"
+
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 
@@ -29,12 +31,8 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     const double warm = options.warmup_iterations > 0
                             ? std::min(1.0, static_cast<double>(it + 1) / options.warmup_iterations)
                             : 1.0;
-    const double progress_fraction = static_cast<double>(it) / std::max<int64_t>(1, options.iterations);
-    const double lr = options.learning_rate * warm *
-                      (options.final_lr_fraction + (1 - options.final_lr_fraction) * 0.5 *
-                                                       (1 + std::cos(M_PI * progress_fraction)));
-    for (auto& group : optimizer.param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    set_learning_rate(optimizer, warm * cosine_schedule(options.learning_rate, options.final_lr_fraction,
+                                                        it, options.iterations));
 
     auto times = sampler->time_grid(rng);
     auto batch = sampler->simulate(options.samples, times, /*keep_path=*/true);

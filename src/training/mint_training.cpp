@@ -1,6 +1,8 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/mint_training.hpp>
 
+#include "training/schedule.hpp"
+
 #include <torch/optim/adam.h>
 
 #include <chrono>
@@ -46,62 +48,42 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
     const double beta = std::pow(options.beta_start, 1.0 - fraction);
     // Cosine decay of the learning rate to final_lr_fraction of its start: the noisy
     // self-normalised gradients need small steps to settle.
-    const double progress_fraction = static_cast<double>(step) / std::max<int64_t>(1, options.steps);
-    const double lr = options.learning_rate *
-                      (options.final_lr_fraction + (1 - options.final_lr_fraction) * 0.5 *
-                                                       (1 + std::cos(3.14159265358979 * progress_fraction)));
-    for (auto& group : optimizer.param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    torch::Tensor rkl_loss = torch::zeros({}, prior->logits.options());
+    set_learning_rate(optimizer, cosine_schedule(options.learning_rate, options.final_lr_fraction,
+                                                 step, options.steps));
+    auto loss = options.repulsion * prior->repulsion();
+    torch::Tensor batch_log_w;  // this step's log weights at beta = 1, for the progress line
     if (use_reverse_kl) {
       // Every component gets samples/K reparameterised draws; pi_k enters as a weight.
       auto y = prior->sample_components(component_ids);
       auto f = prior->log_prob(y) + beta * energy.value(y, 1.0).to(torch::kFloat64);
       if (torch::isfinite(f).all().item<bool>()) {
-        rkl_loss = (prior->weights() * f.view({K, -1}).mean(1)).sum();
+        loss = loss + (prior->weights() * f.view({K, -1}).mean(1)).sum();
       } else {
         result.dropped += (~torch::isfinite(f)).sum().item<int64_t>();
       }
     }
-    if (!use_snis) {
-      auto loss = rkl_loss + options.repulsion * prior->repulsion();
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      result.steps = step + 1;
-      if (progress && options.log_every > 0 &&
-          (step % options.log_every == 0 || step + 1 == options.steps)) {
+    if (use_snis) {
+      auto y = prior->sample(options.samples);
+      torch::Tensor energies;
+      {
         torch::NoGradGuard no_grad;
-        MintProgress p;
-        p.step = step;
-        p.beta = beta;
-        p.loss = loss.item<double>();
-        p.batch_ess = summarize_log_weights(prior_log_weights(prior, energy, options.samples)).ess;
-        p.dropped = result.dropped;
-        progress(p);
+        energies = energy.value(y, 1.0).to(torch::kFloat64);
       }
-      continue;
+      // Non-finite energies (overlapping particles, overflow) are dropped from the batch.
+      auto finite = torch::isfinite(energies);
+      const int64_t kept = finite.sum().item<int64_t>();
+      result.dropped += energies.numel() - kept;
+      if (kept < 2) continue;
+      if (kept < energies.numel()) {
+        auto idx = finite.nonzero().squeeze(1);
+        y = y.index_select(0, idx);
+        energies = energies.index_select(0, idx);
+      }
+      auto log_q = prior->log_prob(y);
+      auto weights = torch::softmax(-beta * energies - log_q.detach(), 0);
+      loss = loss - (weights * log_q).sum();
+      batch_log_w = -energies - log_q.detach();
     }
-    auto y = prior->sample(options.samples);
-    torch::Tensor energies;
-    {
-      torch::NoGradGuard no_grad;
-      energies = energy.value(y, 1.0).to(torch::kFloat64);
-    }
-    // Non-finite energies (overlapping particles, overflow) are dropped from the batch.
-    auto finite = torch::isfinite(energies);
-    const int64_t kept = finite.sum().item<int64_t>();
-    result.dropped += energies.numel() - kept;
-    if (kept < 2) continue;
-    if (kept < energies.numel()) {
-      auto idx = finite.nonzero().squeeze(1);
-      y = y.index_select(0, idx);
-      energies = energies.index_select(0, idx);
-    }
-    auto log_q = prior->log_prob(y);
-    auto log_q_detached = log_q.detach();
-    auto weights = torch::softmax(-beta * energies - log_q_detached, 0);
-    auto loss = -(weights * log_q).sum() + rkl_loss + options.repulsion * prior->repulsion();
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
@@ -112,7 +94,8 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       p.step = step;
       p.beta = beta;
       p.loss = loss.item<double>();
-      p.batch_ess = summarize_log_weights(-energies - log_q_detached).ess;
+      if (!batch_log_w.defined()) batch_log_w = prior_log_weights(prior, energy, options.samples);
+      p.batch_ess = summarize_log_weights(batch_log_w).ess;
       p.dropped = result.dropped;
       progress(p);
     }

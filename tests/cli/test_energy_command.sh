@@ -5,18 +5,8 @@ set -uo pipefail
 bin=${MINTJULEP:?set MINTJULEP to the mintjulep binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/common.sh"
 
-# Expect exit code 2 and exactly one stderr line containing $2.
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "$what: exit code $rc, expected 2"
-  [ "$(wc -l <"$work/err")" -eq 1 ] || fail "$what: stderr is not one line: $(cat "$work/err")"
-  grep -qF -- "$needle" "$work/err" || fail "$what: stderr lacks '$needle': $(cat "$work/err")"
-}
 
 printf '2\ndimer at rm\nAr 0 0 0\nAr 0 0 1\n2\ndimer at sigma\nAr 0 0 0\nAr 0.8908987181403393 0 0\n' >"$work/dimer.xyz"
 out=$("$bin" energy --system lj:2:3 --in "$work/dimer.xyz") || fail "dimer: non-zero exit"
@@ -52,4 +42,4 @@ expect_error "z not zero" "z column is not 0" energy --system dw4 --in "$work/ti
 expect_error "bad device" "device" --device tpu energy --system lj:2:3 --in "$work/dimer.xyz"
 expect_error "missing option" "--system" energy --in "$work/dimer.xyz"
 
-if [ "$failures" -eq 0 ]; then echo "cli energy: all checks passed"; else echo "cli energy: $failures failures"; exit 1; fi
+finish "cli energy"

@@ -6,8 +6,7 @@ set -uo pipefail
 bin=${MINTJULEP:?set MINTJULEP to the mintjulep binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/common.sh"
 
 cat >"$work/tiny.toml" <<'TOML'
 system = "dw4"
@@ -62,14 +61,6 @@ grep -q "path ESS" "$work/out3" || fail "sample did not report the ESS"
 "$bin" train "$work/tiny.toml" --out "$work/run3" --stage mint --threads 1 >"$work/out4" 2>&1 || fail "mint stage exited $?"
 grep -q "path_ess" "$work/run3/metrics.json" && fail "mint stage reports a path ESS"
 
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  "$bin" "$@" >"$work/o" 2>"$work/e"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "$what: exit code $rc, expected 2"
-  [ "$(wc -l <"$work/e")" -eq 1 ] || fail "$what: stderr is not one line: $(cat "$work/e")"
-  grep -qF -- "$needle" "$work/e" || fail "$what: stderr lacks '$needle': $(cat "$work/e")"
-}
 printf 'system = "dw5"\n' >"$work/unknown.toml"
 expect_error "unknown system" "unknown system 'dw5'" train "$work/unknown.toml" --out "$work/r2"
 printf 'system = "dw4"\nsamples = 3\n' >"$work/typo.toml"
@@ -80,4 +71,4 @@ expect_error "julep without prior" "--stage julep needs --from" train "$work/tin
 expect_error "missing checkpoint" "not found" train "$work/tiny.toml" --out "$work/r7" --stage julep --from "$work/r3"
 expect_error "sample without run" "not found" sample "$work/none" --out "$work/x.npz"
 
-if [ "$failures" -eq 0 ]; then echo "cli train: all checks passed"; else echo "cli train: $failures failures"; exit 1; fi
+finish "cli train"
