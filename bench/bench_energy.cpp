@@ -3,13 +3,13 @@
 // Threads: MINTJULEP_THREADS (default: one per core) is passed to at::set_num_threads.
 #include <mintjulep/energy.hpp>
 #include <mintjulep/systems.hpp>
-#include <mintjulep/threads.hpp>
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <cstdlib>
-#include <thread>
 
 namespace {
 
@@ -44,12 +44,4 @@ BENCHMARK(BM_Lj13_Float64)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicro
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const char* env = std::getenv("MINTJULEP_THREADS");
-  set_threads(env ? std::atoi(env) : 0);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+MINTJULEP_BENCHMARK_MAIN()

@@ -8,10 +8,11 @@
 #include <mintjulep/julep.hpp>
 #include <mintjulep/julep_training.hpp>
 #include <mintjulep/systems.hpp>
-#include <mintjulep/threads.hpp>
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+
+#include "bench_main.hpp"
 
 #include <sys/resource.h>
 
@@ -92,12 +93,4 @@ KERNEL_BENCH(BM_Train_Lj55, 10);
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const char* env = std::getenv("MINTJULEP_THREADS");
-  set_threads(env ? std::atoi(env) : 0);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+MINTJULEP_BENCHMARK_MAIN()

@@ -1,0 +1,19 @@
+#pragma once
+// The main() of the benchmark programs: threads from MINTJULEP_THREADS (default: one per
+// core, OpenBLAS single-threaded inside them), then Google Benchmark as usual.
+#include <mintjulep/threads.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+
+#define MINTJULEP_BENCHMARK_MAIN()                                        \
+  int main(int argc, char** argv) {                                       \
+    const char* env = std::getenv("MINTJULEP_THREADS");                   \
+    mintjulep::set_threads(env ? std::atoi(env) : 0);                     \
+    benchmark::Initialize(&argc, argv);                                   \
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;     \
+    benchmark::RunSpecifiedBenchmarks();                                  \
+    benchmark::Shutdown();                                                \
+    return 0;                                                             \
+  }
