@@ -2,12 +2,9 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/threads.hpp>
 
-#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
-#include <iostream>
-#include <thread>
 
 #include "cli/commands.hpp"
 
