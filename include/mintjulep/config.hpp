@@ -14,6 +14,7 @@ namespace mintjulep {
 
 struct RunConfig {
   std::string system;
+  double temperature = 0.0;             // kelvin, molecular systems only; 0: 300 K
   int64_t anchor = -1;                  // particle index; -1: the system's default
   std::array<int64_t, 2> frame = {-1, -1};  // particle indices; -1: first two non-anchor ones
   uint64_t seed = 0;

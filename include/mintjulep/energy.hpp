@@ -32,6 +32,9 @@ class Energy {
   virtual std::vector<int64_t> particle_types() const;
   // The anchor used when the configuration does not name one.
   virtual int64_t default_anchor() const { return 0; }
+  // The two frame particles of the prior (DESIGN.md §3) for this anchor; empty: the first two
+  // particles other than the anchor.
+  virtual std::vector<int64_t> default_frame(int64_t anchor) const { return {}; }
   // A typical distance between neighbouring particles (sets default prior radii).
   virtual double length_scale() const = 0;
 

@@ -18,6 +18,7 @@ struct EnergyOptions {
   std::string system;
   std::string input;
   double t = 1.0;
+  double temperature = 0.0;
   int64_t anchor = -1;
   bool print_forces = false;
   std::string forces_out;
@@ -28,7 +29,7 @@ struct EnergyOptions {
 void run_energy(const EnergyOptions& opt, const GlobalOptions& global) {
   apply_global_options(global);
   const torch::Device device = parse_device(global.device);
-  auto system = make_system(opt.system);
+  auto system = make_system(opt.system, SystemOptions{opt.temperature});
   check(opt.t >= 0.0 && opt.t <= 1.0, fmt::format("--t {} is outside [0, 1]", opt.t));
   check(opt.chunk > 0, "--chunk must be positive");
   AnchoredEnergy energy(system, opt.anchor >= 0 ? opt.anchor : system->default_anchor());
@@ -73,9 +74,11 @@ void add_energy_command(CLI::App& app, const GlobalOptions& global) {
   auto opt = std::make_shared<EnergyOptions>();
   auto* cmd = app.add_subcommand(
       "energy", "Print the energy (kT) of each configuration in a .npy (B, N, n) or .xyz file");
-  cmd->add_option("--system", opt->system, "system name, e.g. dw4, lj13, lj:13:3")->required();
+  cmd->add_option("--system", opt->system, "system name, e.g. dw4, lj13, lj:13:3, ala2 (positions in nm)")->required();
   cmd->add_option("--in", opt->input, "configurations: .npy of shape (B, N, n) or .xyz")
       ->required();
+  cmd->add_option("--temperature", opt->temperature,
+                  "kelvin, molecular systems only (energies in kT at this temperature; default 300)");
   cmd->add_option("--t", opt->t, "path time in [0, 1]; 1 is the target energy")
       ->capture_default_str();
   cmd->add_option("--anchor", opt->anchor, "anchor particle (default: the system's)");

@@ -19,11 +19,18 @@ namespace fs = std::filesystem;
 namespace {
 
 // Rows of y (the non-anchor particles) of the frame particles given as particle indices.
-std::array<int64_t, 2> frame_rows(const RunConfig& c, int64_t anchor, int64_t num_particles) {
-  if (c.frame[0] < 0) return {0, 1};
+std::array<int64_t, 2> frame_rows(const RunConfig& c, int64_t anchor, const Energy& system) {
+  const int64_t num_particles = system.num_particles();
+  std::array<int64_t, 2> particles = c.frame;
+  if (particles[0] < 0) {
+    const auto preferred = system.default_frame(anchor);
+    if (preferred.size() != 2) return {0, 1};
+    particles = {preferred[0], preferred[1]};
+  }
+  check(particles[0] != particles[1], "the two frame particles must differ");
   std::array<int64_t, 2> rows{};
   for (size_t i = 0; i < 2; ++i) {
-    const int64_t p = c.frame[i];
+    const int64_t p = particles[i];
     check(p >= 0 && p < num_particles && p != anchor,
           fmt::format("frame particle {} must be a particle index in 0..{} other than the anchor {}",
                       p, num_particles - 1, anchor));
@@ -38,13 +45,13 @@ Model build_model(const RunConfig& config, torch::Device device) {
   Model m;
   m.config = config;
   m.device = device;
-  m.system = make_system(config.system);
+  m.system = make_system(config.system, SystemOptions{config.temperature});
   const int64_t anchor = config.anchor >= 0 ? config.anchor : m.system->default_anchor();
   m.energy = std::make_shared<AnchoredEnergy>(m.system, anchor);
   MintPriorOptions prior_options = config.prior;
   prior_options.num_free = m.energy->num_free();
   prior_options.dim = m.energy->dim();
-  prior_options.frame = frame_rows(config, anchor, m.system->num_particles());
+  prior_options.frame = frame_rows(config, anchor, *m.system);
   if (prior_options.radius <= 0) prior_options.radius = m.system->length_scale();
   torch::manual_seed(config.seed);
   m.prior = MintPrior(prior_options);

@@ -82,6 +82,7 @@ RunConfig load_config(const std::string& path) {
   RunConfig c;
   Table top(&root, "the top level", path);
   top.read("system", c.system);
+  top.read("temperature", c.temperature);
   top.read("anchor", c.anchor);
   top.read_pair("frame", c.frame);
   top.read("seed", c.seed);
@@ -89,6 +90,7 @@ RunConfig load_config(const std::string& path) {
   top.read("threads", c.threads);
   top.reject_unknown({"prior", "mint", "network", "julep", "train"});
   check(!c.system.empty(), path + ": 'system' is missing, e.g. system = \"dw4\"");
+  check(c.temperature >= 0.0, path + ": 'temperature' must be positive (kelvin)");
   for (const char* section : {"prior", "mint", "network", "julep", "train"})
     check(root.get(section) == nullptr || root.get(section)->is_table(),
           fmt::format("{}: '{}' must be a table ([{}])", path, section, section));

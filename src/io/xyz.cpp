@@ -1,5 +1,6 @@
 #include <mintjulep/energy.hpp>
 #include <mintjulep/error.hpp>
+#include <mintjulep/force_field.hpp>
 #include <mintjulep/io.hpp>
 
 #include <fmt/format.h>
@@ -107,9 +108,12 @@ torch::Tensor read_configurations(const std::string& path, const Energy& system)
                         system.name()));
       x = x.narrow(2, 0, 2);
     }
+  } else if (ends_with(path, ".pdb")) {
+    const Topology top = read_pdb(path);  // one model, Angstrom -> nm
+    x = torch::tensor(top.positions_nm, torch::kFloat64).reshape({1, -1, 3});
   } else {
-    throw Error(fmt::format("'{}': unknown file type; give a .npy array of shape (B, N, n) or an "
-                            ".xyz file",
+    throw Error(fmt::format("'{}': unknown file type; give a .npy array of shape (B, N, n), an "
+                            ".xyz file or a .pdb file (read in nm)",
                             path));
   }
   system.check_positions(x, path + ": positions");
