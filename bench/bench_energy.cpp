@@ -2,6 +2,7 @@
 //   build/bench/bench_energy [--benchmark_filter=lj55]
 // Threads: MINTJULEP_THREADS (default: one per core) is passed to at::set_num_threads.
 #include <mintjulep/energy.hpp>
+#include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/systems.hpp>
 
 #include <ATen/Parallel.h>
@@ -33,6 +34,27 @@ void energy_and_gradient(benchmark::State& state, const std::string& name, torch
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["threads"] = at::get_num_threads();
 }
+
+// Alanine dipeptide: the PDB structure with 0.01 nm noise.
+void molecule_energy_and_gradient(benchmark::State& state, const std::string& name) {
+  auto system = std::dynamic_pointer_cast<MolecularEnergy>(make_system(name));
+  AnchoredEnergy energy(system, system->default_anchor());
+  const int64_t batch = state.range(0);
+  torch::manual_seed(0);
+  auto x0 = torch::tensor(system->topology().positions_nm, torch::kFloat64).reshape({1, -1, 3});
+  auto y = energy.to_anchored(x0 + 0.01 * torch::randn({batch, x0.size(1), 3}, torch::kFloat64));
+  for (auto _ : state) {
+    auto vg = energy.value_and_grad(y, 1.0);
+    benchmark::DoNotOptimize(vg.grad.data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["threads"] = at::get_num_threads();
+}
+
+void BM_Ala2_Vacuum(benchmark::State& s) { molecule_energy_and_gradient(s, "ala2"); }
+void BM_Ala2_Implicit(benchmark::State& s) { molecule_energy_and_gradient(s, "ala2-implicit"); }
+BENCHMARK(BM_Ala2_Vacuum)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Ala2_Implicit)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_Lj55_Float32(benchmark::State& s) { energy_and_gradient(s, "lj55", torch::kFloat32); }
 void BM_Lj55_Float64(benchmark::State& s) { energy_and_gradient(s, "lj55", torch::kFloat64); }

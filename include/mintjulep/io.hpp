@@ -2,6 +2,8 @@
 // Reading and writing configurations: numpy .npy arrays and XYZ trajectories.
 #include <torch/types.h>
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,9 +24,17 @@ void write_npy(const std::string& path, const torch::Tensor& array);
 // The bytes of a .npy file holding `array`.
 std::string npy_bytes(const torch::Tensor& array);
 
+// Reads every .npy member of a numpy .npz archive (numpy.savez or savez_compressed), keyed by
+// the name without ".npy".
+std::map<std::string, torch::Tensor> read_npz(const std::string& path);
+
 // Writes named arrays as a numpy .npz archive (read with numpy.load), atomically.
 void write_npz(const std::string& path,
                const std::vector<std::pair<std::string, torch::Tensor>>& arrays);
+
+// Writes an 8-bit RGB image (row-major, top row first, 3 bytes per pixel) as PNG, atomically.
+void write_png_rgb(const std::string& path, int64_t width, int64_t height,
+                   const std::vector<uint8_t>& rgb);
 
 struct XyzTrajectory {
   torch::Tensor positions;            // (frames, atoms, 3), float64

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <unistd.h>
 #include <zip.h>
 
@@ -35,11 +36,8 @@ std::string header_field(const std::string& header, const std::string& key,
   return m[1];
 }
 
-}  // namespace
-
-torch::Tensor read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  check(in.good(), fmt::format("cannot open '{}': no such file or not readable", path));
+// Parses .npy data from a stream; `path` names it in error messages.
+torch::Tensor parse_npy(std::istream& in, const std::string& path) {
   char magic[8] = {};
   in.read(magic, 8);
   check(in.gcount() == 8 && std::memcmp(magic, "\x93NUMPY", 6) == 0,
@@ -87,6 +85,48 @@ torch::Tensor read_npy(const std::string& path) {
   std::vector<int64_t> perm;
   for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0; --i) perm.push_back(i);
   return data.reshape(reversed).permute(perm).contiguous();
+}
+
+}  // namespace
+
+torch::Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), fmt::format("cannot open '{}': no such file or not readable", path));
+  return parse_npy(in, path);
+}
+
+std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
+  int error = 0;
+  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY, &error);
+  check(archive != nullptr,
+        fmt::format("cannot open '{}' as a numpy .npz archive (missing file or not a zip)", path));
+  std::map<std::string, torch::Tensor> arrays;
+  const zip_int64_t count = zip_get_num_entries(archive, 0);
+  for (zip_int64_t k = 0; k < count; ++k) {
+    zip_stat_t stat;
+    zip_stat_init(&stat);
+    if (zip_stat_index(archive, k, 0, &stat) != 0) continue;
+    std::string name = stat.name;
+    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0) continue;
+    std::string bytes(stat.size, '\0');
+    zip_file_t* file = zip_fopen_index(archive, k, 0);
+    const zip_int64_t got = file ? zip_fread(file, bytes.data(), stat.size) : -1;
+    if (file) zip_fclose(file);
+    if (got != static_cast<zip_int64_t>(stat.size)) {
+      zip_discard(archive);
+      throw Error(fmt::format("{}: cannot read '{}' (corrupt or compressed with an unsupported method)",
+                              path, name));
+    }
+    std::istringstream in(bytes);
+    try {
+      arrays[name.substr(0, name.size() - 4)] = parse_npy(in, path + ":" + name);
+    } catch (...) {
+      zip_discard(archive);
+      throw;
+    }
+  }
+  zip_discard(archive);
+  return arrays;
 }
 
 std::string npy_bytes(const torch::Tensor& array) {

@@ -108,6 +108,11 @@ torch::Tensor read_configurations(const std::string& path, const Energy& system)
                         system.name()));
       x = x.narrow(2, 0, 2);
     }
+  } else if (ends_with(path, ".npz")) {
+    auto arrays = read_npz(path);
+    check(arrays.count("positions"), fmt::format("{}: no 'positions' array in the archive", path));
+    x = arrays["positions"];
+    if (x.dim() == 4) x = x[x.size(0) - 1];  // an md trajectory (F, R, N, n): its last frame
   } else if (ends_with(path, ".pdb")) {
     const Topology top = read_pdb(path);  // one model, Angstrom -> nm
     x = torch::tensor(top.positions_nm, torch::kFloat64).reshape({1, -1, 3});

@@ -26,13 +26,6 @@ torch::Tensor double_tensor(const std::vector<double>& v) {
   return torch::tensor(v, torch::kFloat64);
 }
 
-// Rows of x (B, N, 3) at the given atom indices: (B, K, 3).
-torch::Tensor atoms(const torch::Tensor& x, const torch::Tensor& index) {
-  return x.index_select(1, index);
-}
-
-torch::Tensor norm3(const torch::Tensor& v) { return v.pow(2).sum(-1).sqrt(); }
-
 }  // namespace
 
 struct MolecularEnergy::Tables {
@@ -152,57 +145,68 @@ std::vector<std::pair<std::string, torch::Tensor>> MolecularEnergy::term_energie
   const Tables& p = tables(x);
   const auto& ff = force_field_;
   const int64_t batch = x.size(0);
+  // Layout (3, N, B): gathering atoms copies whole rows of B samples and every per-term
+  // operation runs along the contiguous batch dimension (~5x faster than (B, N, 3)).
+  auto xc = x.permute({2, 1, 0}).contiguous();
+  auto at = [&](const torch::Tensor& index) { return xc.index_select(1, index); };  // (3, K, B)
+  auto dot = [](const torch::Tensor& a, const torch::Tensor& b) { return (a * b).sum(0); };
+  auto norm = [&](const torch::Tensor& a) { return dot(a, a).sqrt(); };
+  auto cross = [](const torch::Tensor& a, const torch::Tensor& b) { return torch::cross(a, b, 0); };
+  auto column = [](const torch::Tensor& v) { return v.unsqueeze(1); };  // (K,) -> (K, 1)
   auto zero = torch::zeros({batch}, x.options());
   std::vector<std::pair<std::string, torch::Tensor>> terms;
 
   if (!ff.bonds.empty()) {
-    auto r = norm3(atoms(x, p.bond_i) - atoms(x, p.bond_j));
-    terms.emplace_back("bonds", (0.5 * p.bond_k * (r - p.bond_length).pow(2)).sum(-1));
+    auto r = norm(at(p.bond_i) - at(p.bond_j));
+    terms.emplace_back("bonds", (0.5 * column(p.bond_k) * (r - column(p.bond_length)).pow(2)).sum(0));
   } else {
     terms.emplace_back("bonds", zero);
   }
 
   if (!ff.angles.empty()) {
-    auto u = atoms(x, p.angle_i) - atoms(x, p.angle_j);
-    auto v = atoms(x, p.angle_k) - atoms(x, p.angle_j);
+    auto u = at(p.angle_i) - at(p.angle_j);
+    auto v = at(p.angle_k) - at(p.angle_j);
     // atan2(|u x v|, u.v) stays accurate near 0 and pi, where acos loses digits.
-    auto theta = torch::atan2(norm3(torch::cross(u, v, -1)), (u * v).sum(-1));
-    terms.emplace_back("angles", (0.5 * p.angle_k_theta * (theta - p.angle_theta).pow(2)).sum(-1));
+    auto theta = torch::atan2(norm(cross(u, v)), dot(u, v));
+    terms.emplace_back("angles",
+                       (0.5 * column(p.angle_k_theta) * (theta - column(p.angle_theta)).pow(2)).sum(0));
   } else {
     terms.emplace_back("angles", zero);
   }
 
   if (!ff.torsions.empty()) {
-    auto b1 = atoms(x, p.tors_j) - atoms(x, p.tors_i);
-    auto b2 = atoms(x, p.tors_k) - atoms(x, p.tors_j);
-    auto b3 = atoms(x, p.tors_l) - atoms(x, p.tors_k);
-    auto n1 = torch::cross(b1, b2, -1), n2 = torch::cross(b2, b3, -1);
-    auto phi = torch::atan2(norm3(b2) * (b1 * n2).sum(-1), (n1 * n2).sum(-1));  // IUPAC sign
-    terms.emplace_back("torsions",
-                       (p.tors_k_phi * (1.0 + torch::cos(p.tors_n * phi - p.tors_phase))).sum(-1));
+    auto b1 = at(p.tors_j) - at(p.tors_i);
+    auto b2 = at(p.tors_k) - at(p.tors_j);
+    auto b3 = at(p.tors_l) - at(p.tors_k);
+    auto n1 = cross(b1, b2), n2 = cross(b2, b3);
+    auto phi = torch::atan2(norm(b2) * dot(b1, n2), dot(n1, n2));  // IUPAC sign
+    terms.emplace_back("torsions", (column(p.tors_k_phi) *
+                                    (1.0 + torch::cos(column(p.tors_n) * phi - column(p.tors_phase))))
+                                       .sum(0));
   } else {
     terms.emplace_back("torsions", zero);
   }
 
   if (!ff.nonbonded.empty()) {
-    auto r = norm3(atoms(x, p.nb_i) - atoms(x, p.nb_j));
-    auto r_soft = r + p.nb_shift * (1.0 - t);  // r~ = r exactly at t = 1
+    auto r = norm(at(p.nb_i) - at(p.nb_j));
+    auto r_soft = t == 1.0 ? r : r + column(p.nb_shift) * (1.0 - t);  // r~ = r at t = 1
     const double c = std::pow(2.0 - t, -6.0);
-    auto u = (r_soft / p.nb_rm).pow(-6);
-    auto lj = p.nb_eps * u * (u - 2.0 * c);
-    auto coulomb = coulomb_constant() * p.nb_qq / r_soft;
-    terms.emplace_back("nonbonded", (lj + coulomb).sum(-1));
+    auto u = (r_soft / column(p.nb_rm)).pow(-6);
+    auto lj = column(p.nb_eps) * u * (u - 2.0 * c);
+    auto coulomb = coulomb_constant() * column(p.nb_qq) / r_soft;
+    terms.emplace_back("nonbonded", (lj + coulomb).sum(0));
   } else {
     terms.emplace_back("nonbonded", zero);
   }
 
   if (ff.born.present) {
     const auto& gb = ff.born;
-    auto r_pair = norm3(atoms(x, p.pair_i) - atoms(x, p.pair_j)) + p.pair_shift * (1.0 - t);
+    auto r_pair = norm(at(p.pair_i) - at(p.pair_j));  // (P, B)
+    if (t != 1.0) r_pair = r_pair + column(p.pair_shift) * (1.0 - t);
     // Born radii (OBC II): descreening integral I_i over every other atom j.
-    auto r = r_pair.index_select(1, p.ordered_pair);         // (B, N(N-1))
-    auto or_i = p.gb_offset_radius.index_select(0, p.ordered_i);
-    auto sr_j = p.gb_scaled_radius.index_select(0, p.ordered_j);
+    auto r = r_pair.index_select(0, p.ordered_pair);  // (O, B), O = N (N - 1)
+    auto or_i = column(p.gb_offset_radius.index_select(0, p.ordered_i));
+    auto sr_j = column(p.gb_scaled_radius.index_select(0, p.ordered_j));
     auto l = 1.0 / torch::maximum(or_i.expand_as(r), (r - sr_j).abs());
     auto u = 1.0 / (r + sr_j);
     auto l2 = l * l, u2 = u * u;
@@ -210,23 +214,23 @@ std::vector<std::pair<std::string, torch::Tensor>> MolecularEnergy::term_energie
                 0.25 * sr_j * sr_j / r * (l2 - u2);
     term = term + torch::where(or_i < sr_j - r, 2.0 * (1.0 / or_i - l), torch::zeros_like(r));
     term = torch::where(or_i < r + sr_j, term, torch::zeros_like(r));
-    auto integral = torch::zeros({batch, num_particles()}, x.options()).index_add(1, p.ordered_i, term);
-    auto psi = 0.5 * p.gb_offset_radius * integral;
+    auto integral = torch::zeros({num_particles(), batch}, x.options()).index_add(0, p.ordered_i, term);
+    auto offset = column(p.gb_offset_radius), radius = column(p.gb_radius);
+    auto psi = 0.5 * offset * integral;
     auto tanh_sum = torch::tanh(kObcAlpha * psi - kObcBeta * psi.pow(2) + kObcGamma * psi.pow(3));
-    auto born = 1.0 / (1.0 / p.gb_offset_radius - tanh_sum / p.gb_radius);  // (B, N)
+    auto born = 1.0 / (1.0 / offset - tanh_sum / radius);  // (N, B)
 
     const double prefactor =
         -coulomb_constant() * (1.0 / gb.solute_dielectric - 1.0 / gb.solvent_dielectric);
-    auto self = (0.5 * prefactor * p.gb_charge.pow(2) / born).sum(-1);
-    auto bi = born.index_select(1, p.pair_i), bj = born.index_select(1, p.pair_j);
-    auto alpha2 = bi * bj;
+    auto self = (0.5 * prefactor * column(p.gb_charge).pow(2) / born).sum(0);
+    auto alpha2 = born.index_select(0, p.pair_i) * born.index_select(0, p.pair_j);
     auto f_gb = (r_pair.pow(2) + alpha2 * torch::exp(-r_pair.pow(2) / (4.0 * alpha2))).sqrt();
-    auto qq = p.gb_charge.index_select(0, p.pair_i) * p.gb_charge.index_select(0, p.pair_j);
-    auto polar = self + (prefactor * qq / f_gb).sum(-1);
+    auto qq = column(p.gb_charge.index_select(0, p.pair_i) * p.gb_charge.index_select(0, p.pair_j));
+    auto polar = self + (prefactor * qq / f_gb).sum(0);
     // ACE non-polar term: 4 pi gamma (r_i + probe)^2 (r_i / B_i)^6.
-    auto nonpolar = (4.0 * M_PI * gb.surface_area_energy * (p.gb_radius + kProbeRadius).pow(2) *
-                     (p.gb_radius / born).pow(6))
-                        .sum(-1);
+    auto nonpolar = (4.0 * M_PI * gb.surface_area_energy * (radius + kProbeRadius).pow(2) *
+                     (radius / born).pow(6))
+                        .sum(0);
     terms.emplace_back("born", polar + nonpolar);
   }
   return terms;

@@ -1,0 +1,204 @@
+// `mintjulep md`: reference Langevin dynamics (BAOAB) of many replicas in parallel, written as
+// a numpy .npz trajectory with phi/psi for peptides; checkpoints atomically and resumes.
+#include <mintjulep/error.hpp>
+#include <mintjulep/io.hpp>
+#include <mintjulep/langevin.hpp>
+#include <mintjulep/molecular_energy.hpp>
+#include <mintjulep/ramachandran.hpp>
+#include <mintjulep/systems.hpp>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include "cli/commands.hpp"
+#include "cli/device.hpp"
+
+namespace mintjulep::cli {
+namespace {
+
+struct MdCommandOptions {
+  std::string system;
+  std::string input;
+  std::string out;
+  double temperature = 0.0;
+  int64_t replicas = 64;
+  int64_t steps = 20000;
+  double dt = 0.0005;
+  double friction = 1.0;
+  int64_t report_every = 100;
+  int64_t checkpoint_every = 50;  // frames
+  int64_t seed = 0;
+  bool resume = false;
+};
+
+struct Trajectory {
+  std::vector<torch::Tensor> positions, energies;
+  std::vector<int64_t> steps;
+};
+
+void write_trajectory(const std::string& path, const Trajectory& traj, const LangevinState& state,
+                      const MdCommandOptions& opt, const std::optional<BackboneAtoms>& backbone) {
+  std::vector<std::pair<std::string, torch::Tensor>> arrays;
+  auto steps = torch::tensor(traj.steps, torch::kLong);
+  if (!traj.positions.empty()) {
+    auto x = torch::stack(traj.positions);  // (F, R, N, n)
+    arrays.push_back({"positions", x});
+    arrays.push_back({"energies", torch::stack(traj.energies)});
+    if (backbone) {
+      auto flat = x.reshape({-1, x.size(2), x.size(3)});
+      const auto& b = *backbone;
+      auto shape = std::vector<int64_t>{x.size(0), x.size(1)};
+      arrays.push_back({"phi", dihedral(flat, b.c_prev, b.n, b.ca, b.c).reshape(shape)});
+      arrays.push_back({"psi", dihedral(flat, b.n, b.ca, b.c, b.n_next).reshape(shape)});
+      if (b.cb >= 0) arrays.push_back({"chirality", chirality(flat, b).reshape(shape)});
+    }
+  }
+  arrays.push_back({"steps", steps});
+  arrays.push_back({"time_ps", steps.to(torch::kFloat64) * opt.dt});
+  arrays.push_back({"final_positions", state.positions.cpu()});
+  arrays.push_back({"final_velocities", state.velocities.cpu()});
+  arrays.push_back({"final_step", torch::tensor({state.step}, torch::kLong)});
+  arrays.push_back({"settings", torch::tensor({opt.dt, opt.friction, static_cast<double>(opt.seed),
+                                               static_cast<double>(opt.report_every)},
+                                              torch::kFloat64)});
+  write_npz(path, arrays);
+}
+
+void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
+  apply_global_options(global);
+  const torch::Device device = parse_device(global.device);
+  check(opt.replicas >= 1, "--replicas must be >= 1");
+  check(opt.steps >= 1, "--steps must be >= 1");
+  check(opt.report_every >= 1 && opt.checkpoint_every >= 1,
+        "--report-every and --checkpoint-every must be >= 1");
+  auto system = make_system(opt.system, SystemOptions{opt.temperature});
+  auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(system);
+
+  // Units: molecules in nm, ps, amu, kJ/mol; other systems in reduced units (kT = 1, m = 1).
+  torch::Tensor masses = molecule ? molecule->masses()
+                                  : torch::ones({system->num_particles()}, torch::kFloat64);
+  const double kt = molecule ? molecule->kT() : 1.0;
+  std::optional<BackboneAtoms> backbone;
+  if (molecule) {
+    try {
+      backbone = find_backbone(molecule->topology());
+    } catch (const Error&) {
+    }
+  }
+
+  LangevinOptions options;
+  options.timestep = opt.dt;
+  options.friction = opt.friction;
+  options.steps = opt.steps;
+  options.report_every = opt.report_every;
+  options.seed = static_cast<uint64_t>(opt.seed);
+  LangevinIntegrator md(system, masses, kt, options);
+
+  Trajectory traj;
+  LangevinState state;
+  if (opt.resume && std::filesystem::exists(opt.out)) {
+    auto saved = read_npz(opt.out);
+    for (const char* key : {"final_positions", "final_velocities", "final_step", "steps", "settings"})
+      check(saved.count(key), fmt::format("--resume: '{}' has no '{}'; it was not written by "
+                                          "mintjulep md",
+                                          opt.out, key));
+    auto settings = saved["settings"];
+    check(settings[0].item<double>() == opt.dt && settings[1].item<double>() == opt.friction &&
+              settings[2].item<double>() == static_cast<double>(opt.seed) &&
+              settings[3].item<double>() == static_cast<double>(opt.report_every),
+          fmt::format("--resume: '{}' was run with --dt {} --friction {} --seed {} --report-every {}; "
+                      "resume with the same settings",
+                      opt.out, settings[0].item<double>(), settings[1].item<double>(),
+                      settings[2].item<double>(), settings[3].item<double>()));
+    state.positions = saved["final_positions"].to(device);
+    state.velocities = saved["final_velocities"].to(device);
+    state.step = saved["final_step"][0].item<int64_t>();
+    system->check_positions(state.positions, "--resume: saved positions");
+    check(state.positions.size(0) == opt.replicas,
+          fmt::format("--resume: '{}' has {} replicas, not {}", opt.out, state.positions.size(0),
+                      opt.replicas));
+    if (saved.count("positions")) {
+      auto x = saved["positions"], u = saved["energies"], s = saved["steps"];
+      for (int64_t f = 0; f < x.size(0); ++f) {
+        traj.positions.push_back(x[f]);
+        traj.energies.push_back(u[f]);
+        traj.steps.push_back(s[f].item<int64_t>());
+      }
+    }
+    fmt::print("resuming {} at step {} of {}\n", opt.out, state.step, opt.steps);
+  } else {
+    torch::Tensor x0;
+    if (!opt.input.empty()) {
+      x0 = read_configurations(opt.input, *system);
+    } else {
+      check(molecule != nullptr,
+            fmt::format("system '{}' has no built-in structure; give starting positions with --in", opt.system));
+      x0 = torch::tensor(molecule->topology().positions_nm, torch::kFloat64).reshape({1, -1, 3});
+    }
+    check(x0.size(0) == 1 || x0.size(0) == opt.replicas,
+          fmt::format("--in has {} configurations; give 1 (copied to every replica) or --replicas ({})",
+                      x0.size(0), opt.replicas));
+    state = md.initial_state(x0.expand({opt.replicas, x0.size(1), x0.size(2)}).contiguous().to(device));
+  }
+
+  fmt::print("md: system {}, {} replicas x {} steps of {} ps (friction {} /ps), {} threads, device {}\n",
+             system->name(), opt.replicas, opt.steps, opt.dt, opt.friction, at::get_num_threads(),
+             device.str());
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t first_step = state.step;
+  const int64_t print_every = std::max<int64_t>(1, opt.steps / opt.report_every / 10);
+  int64_t frames_since_checkpoint = 0;
+  md.run(state, [&](const LangevinState& s, const torch::Tensor& u) {
+    traj.positions.push_back(s.positions.to(torch::kCPU, torch::kFloat64));
+    traj.energies.push_back(u.to(torch::kCPU, torch::kFloat64));
+    traj.steps.push_back(s.step);
+    const int64_t frame = s.step / opt.report_every;
+    if (frame % print_every == 0 || s.step == opt.steps) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = static_cast<double>(s.step - first_step) / std::max(seconds, 1e-9);
+      fmt::print("step {:>9}  {:9.2f} ps  mean U {:10.3f} kT  {:.0f} steps/s ({:.0f} replica-steps/s)\n",
+                 s.step, s.step * opt.dt, traj.energies.back().mean().item<double>(), rate,
+                 rate * opt.replicas);
+    }
+    if (++frames_since_checkpoint >= opt.checkpoint_every) {
+      write_trajectory(opt.out, traj, s, opt, backbone);
+      frames_since_checkpoint = 0;
+    }
+  });
+  write_trajectory(opt.out, traj, state, opt, backbone);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("wrote {} ({} frames x {} replicas) in {:.1f} s\n", opt.out, traj.positions.size(),
+             opt.replicas, seconds);
+}
+
+}  // namespace
+
+void add_md_command(CLI::App& app, const GlobalOptions& global) {
+  auto opt = std::make_shared<MdCommandOptions>();
+  auto* cmd = app.add_subcommand(
+      "md", "Reference Langevin dynamics (BAOAB) of many replicas in parallel, written as .npz");
+  cmd->add_option("--system", opt->system, "system name, e.g. ala2")->required();
+  cmd->add_option("--in", opt->input,
+                  "starting positions (.pdb, .npy, .xyz, .npz; 1 or R configurations); default: "
+                  "the molecule's PDB structure");
+  cmd->add_option("--out", opt->out, "output .npz (positions (F, R, N, n), energies, phi, psi)")
+      ->required();
+  cmd->add_option("--replicas", opt->replicas, "independent replicas run in parallel")->capture_default_str();
+  cmd->add_option("--steps", opt->steps, "steps per replica")->capture_default_str();
+  cmd->add_option("--dt", opt->dt, "time step (ps for molecules)")->capture_default_str();
+  cmd->add_option("--friction", opt->friction, "friction (1/ps for molecules)")->capture_default_str();
+  cmd->add_option("--temperature", opt->temperature, "kelvin, molecules only (default 300)");
+  cmd->add_option("--report-every", opt->report_every, "steps between saved frames")->capture_default_str();
+  cmd->add_option("--checkpoint-every", opt->checkpoint_every,
+                  "frames between atomic rewrites of --out")
+      ->capture_default_str();
+  cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
+  cmd->add_flag("--resume", opt->resume, "continue the run saved in --out (same settings)");
+  cmd->callback([opt, &global] { run_md(*opt, global); });
+}
+
+}  // namespace mintjulep::cli
