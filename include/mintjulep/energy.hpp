@@ -35,6 +35,9 @@ class Energy {
   // The two frame particles of the prior (DESIGN.md §3) for this anchor; empty: the first two
   // particles other than the anchor.
   virtual std::vector<int64_t> default_frame(int64_t anchor) const { return {}; }
+  // A known structure of the system (1, N, n), e.g. a molecule's PDB coordinates; undefined
+  // when there is none.
+  virtual torch::Tensor reference_configuration() const { return {}; }
   // A typical distance between neighbouring particles (sets default prior radii).
   virtual double length_scale() const = 0;
 

@@ -8,6 +8,7 @@
 #include <torch/types.h>
 
 #include <array>
+#include <string>
 
 namespace mintjulep {
 
@@ -25,6 +26,11 @@ struct MintPriorOptions {
   // and the first frame particle; path_log_prob() softens it to 1/sqrt(b_2^2 + delta^2),
   // delta = path_softening * radius, so that the annealing path has a bounded score.
   double path_softening = 0.1;
+  // "random": random directions and radii; "reference": every component centred on the
+  // system's reference structure (e.g. the PDB of a molecule) after a local energy
+  // minimisation, plus init_noise (length units) of independent noise per component.
+  std::string init = "random";
+  double init_noise = 0.0;
 };
 
 class MintPriorImpl : public torch::nn::Module {
@@ -44,6 +50,11 @@ class MintPriorImpl : public torch::nn::Module {
   // sum_{k != l} cos(G_k, G_l), G_k the Gram matrix of component k's unit particle directions
   // in its frame (DESIGN.md §3): pushes components towards different shapes.
   torch::Tensor repulsion();
+
+  // Centres component k on configuration templates[k] (templates: (K, M, n) anchored
+  // coordinates): mu_ki along the template's particle i in the component frame and rho_ki its
+  // log distance. Weights, kappa and sigma are left as they are.
+  void initialize_from(const torch::Tensor& templates);
 
   const MintPriorOptions& options() const { return options_; }
   torch::Tensor weights() const { return torch::softmax(logits, 0); }

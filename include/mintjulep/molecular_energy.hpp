@@ -31,6 +31,8 @@ class MolecularEnergy : public Energy {
   // Mean bond length (nm).
   double length_scale() const override;
   std::vector<int64_t> default_frame(int64_t anchor) const override;
+  // The PDB coordinates (1, N, 3), nm.
+  torch::Tensor reference_configuration() const override;
 
   // Each force-field term in kJ/mol, shape (B,): "bonds", "angles", "torsions", "nonbonded"
   // and, with implicit solvent, "born" (polar + non-polar). Their sum / kT is energy().

@@ -104,6 +104,8 @@ RunConfig load_config(const std::string& path) {
   prior.read("radius_spread", c.prior.radius_spread);
   prior.read("sigma", c.prior.sigma);
   prior.read("path_softening", c.prior.path_softening);
+  prior.read("init", c.prior.init);
+  prior.read("init_noise", c.prior.init_noise);
   prior.reject_unknown();
 
   Table mint(root["mint"].as_table(), "[mint]", path);
@@ -167,6 +169,9 @@ RunConfig load_config(const std::string& path) {
         path + ": [train] trim_fraction must be in [0, 0.5)");
   check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
   check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
+  check(c.prior.init == "random" || c.prior.init == "reference",
+        path + ": [prior] init must be \"random\" or \"reference\"");
+  check(c.prior.init_noise >= 0, path + ": [prior] init_noise must be >= 0");
   check(c.prior.kappa > 0 && c.prior.sigma > 0 && c.prior.radius_spread >= 0,
         path + ": [prior] kappa and sigma must be positive, radius_spread >= 0");
   check(c.mint.steps >= 0 && c.mint.samples >= 2, path + ": [mint] needs steps >= 0, samples >= 2");

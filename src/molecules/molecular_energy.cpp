@@ -280,6 +280,10 @@ std::vector<int64_t> MolecularEnergy::default_frame(int64_t anchor) const {
   return {bonded[0].second, bonded[1].second};
 }
 
+torch::Tensor MolecularEnergy::reference_configuration() const {
+  return double_tensor(topology_.positions_nm).reshape({1, -1, 3});
+}
+
 torch::Tensor MolecularEnergy::masses() const { return double_tensor(force_field_.masses); }
 
 std::shared_ptr<MolecularEnergy> make_molecule(const std::string& name,

@@ -51,6 +51,47 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
   log_sigma = register_parameter("log_sigma", torch::full({K, M}, std::log(options_.sigma), f64));
 }
 
+void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
+  const int64_t K = options_.components, M = options_.num_free, n = options_.dim;
+  check(templates.dim() == 3 && templates.size(0) == K && templates.size(1) == M &&
+            templates.size(2) == n,
+        fmt::format("prior templates must have shape ({}, {}, {})", K, M, n));
+  torch::NoGradGuard no_grad;
+  auto y = templates.to(logits.options());
+  torch::Tensor coords;  // (K, M, n) in the component frame (frame order), or global
+  if (!options_.invariant) {
+    coords = y;
+  } else {
+    auto yf = y.index_select(1, order_.to(y.device()));
+    auto y1 = yf.select(1, 0);
+    auto e1 = normalize_rows(y1);
+    auto first = torch::zeros_like(y1);
+    first.select(1, 0).copy_(y1.pow(2).sum(-1).sqrt());
+    torch::Tensor frame, second;
+    int64_t first_other;
+    if (n == 2) {
+      frame = torch::stack({e1, torch::stack({-e1.select(1, 1), e1.select(1, 0)}, 1)}, 1);
+      first_other = 1;
+    } else {
+      auto y2 = yf.select(1, 1);
+      auto a2 = (y2 * e1).sum(-1);
+      auto u = y2 - a2.unsqueeze(-1) * e1;
+      auto e2 = normalize_rows(u);
+      frame = torch::stack({e1, e2, torch::cross(e1, e2, -1)}, 1);
+      second = torch::stack({a2, u.pow(2).sum(-1).sqrt(), torch::zeros_like(a2)}, -1).unsqueeze(1);
+      first_other = 2;
+    }
+    auto others = torch::matmul(yf.narrow(1, first_other, M - first_other), frame.transpose(1, 2));
+    std::vector<torch::Tensor> parts = {first.unsqueeze(1)};
+    if (n == 3) parts.push_back(second);
+    parts.push_back(others);
+    coords = torch::cat(parts, 1);
+  }
+  auto radius = coords.pow(2).sum(-1).sqrt().clamp_min(1e-12);
+  mu.copy_(coords / radius.unsqueeze(-1));
+  rho.copy_(radius.log());
+}
+
 torch::Tensor MintPriorImpl::unit_directions() const { return normalize_rows(mu); }
 
 torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
