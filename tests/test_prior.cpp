@@ -275,6 +275,37 @@ TEST(MintPrior, RejectsBadOptions) {
   EXPECT_THROW(ok->log_prob(torch::zeros({2, 4, 3}, f64)), Error);
 }
 
+// Distances between all rows of (M, n) coordinates plus the origin (the anchor).
+torch::Tensor all_distances(const torch::Tensor& y) {
+  auto with_anchor = torch::cat({torch::zeros({1, y.size(1)}, y.options()), y});
+  return torch::cdist(with_anchor, with_anchor);
+}
+
+TEST(MintPrior, InitializeFromTemplatesReproducesTheirShapes) {
+  for (int64_t n : {2, 3}) {
+    for (bool invariant : {true, false}) {
+      MintPriorOptions o;
+      o.num_free = 5;
+      o.dim = n;
+      o.components = 3;
+      o.invariant = invariant;
+      o.frame = {2, 0};  // frame rows first: component rows are in the order 2, 0, 1, 3, 4
+      MintPrior prior(o);
+      torch::manual_seed(4);
+      auto templates = torch::randn({3, 5, n}, f64);
+      prior->initialize_from(templates);
+      auto order = torch::tensor({2, 0, 1, 3, 4}, torch::kLong);
+      for (int64_t k = 0; k < 3; ++k) {
+        auto typical = prior->component_configurations()[k];
+        auto expected = invariant ? templates[k].index_select(0, order) : templates[k];
+        // The component's typical configuration is the template up to a rotation/reflection.
+        EXPECT_LT((all_distances(typical) - all_distances(expected)).abs().max().item<double>(), 1e-12)
+            << "n = " << n << ", invariant = " << invariant << ", component " << k;
+      }
+    }
+  }
+}
+
 // A Gaussian mixture over the shape of a 3-particle 2D system: two modes in the space of the
 // three pair distances, an equilateral triangle of side 2 and a 3-4-5 right triangle.
 class TriangleMixture : public Energy {

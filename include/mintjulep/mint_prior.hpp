@@ -26,9 +26,9 @@ struct MintPriorOptions {
   // and the first frame particle; path_log_prob() softens it to 1/sqrt(b_2^2 + delta^2),
   // delta = path_softening * radius, so that the annealing path has a bounded score.
   double path_softening = 0.1;
-  // "random": random directions and radii; "reference": every component centred on the
-  // system's reference structure (e.g. the PDB of a molecule) after a local energy
-  // minimisation, plus init_noise (length units) of independent noise per component.
+  // "random": random directions and radii; "reference": each component centred on a local
+  // energy minimum found from the system's reference structure (e.g. a molecule's PDB) plus
+  // init_noise (length units) of independent noise per component.
   std::string init = "random";
   double init_noise = 0.0;
 };

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 
@@ -163,6 +164,7 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
       fmt::print("step {:>9}  {:9.2f} ps  mean U {:10.3f} kT  {:.0f} steps/s ({:.0f} replica-steps/s)\n",
                  s.step, s.step * opt.dt, traj.energies.back().mean().item<double>(), rate,
                  rate * opt.replicas);
+      std::fflush(stdout);  // progress shows up at once when stdout is a file
     }
     if (++frames_since_checkpoint >= opt.checkpoint_every) {
       write_trajectory(opt.out, traj, s, opt, backbone);

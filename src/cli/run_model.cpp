@@ -40,22 +40,23 @@ std::array<int64_t, 2> frame_rows(const RunConfig& c, int64_t anchor, const Ener
   return rows;
 }
 
-// Centres every component on the system's reference structure after a local minimisation,
-// with independent noise per component (DESIGN.md §3 leaves the initialisation open).
+// Centres each component on a local energy minimum near the system's reference structure:
+// the reference plus init_noise of independent noise per component, minimised (L-BFGS), so
+// that components can start in different minima (DESIGN.md §3 leaves the initialisation open).
 void centre_prior_on_reference(Model& m, const MintPriorOptions& options) {
   auto reference = m.system->reference_configuration();
   check(reference.defined(),
         fmt::format("[prior] init = \"reference\" needs a system with a reference structure (a "
                     "molecule); system '{}' has none, use init = \"random\"",
                     m.system->name()));
-  auto minimised = minimize_energy(*m.energy, m.energy->to_anchored(reference));
-  fmt::print("prior: reference structure minimised from {:.3f} to {:.3f} kT\n",
-             minimised.initial_energy, minimised.final_energy);
   const int64_t K = options.components;
-  auto templates = minimised.y.expand({K, -1, -1}) +
-                   options.init_noise * torch::randn({K, minimised.y.size(1), minimised.y.size(2)},
-                                                     torch::kFloat64);
-  m.prior->initialize_from(templates);
+  auto y = m.energy->to_anchored(reference.to(torch::kFloat64));
+  auto starts = y.expand({K, -1, -1}) +
+                options.init_noise * torch::randn({K, y.size(1), y.size(2)}, torch::kFloat64);
+  auto minimised = minimize_energy(*m.energy, starts);
+  fmt::print("prior: {} component centres minimised from {:.3f} to {:.3f} kT on average\n", K,
+             minimised.initial_energy / K, minimised.final_energy / K);
+  m.prior->initialize_from(minimised.y);
 }
 
 }  // namespace
