@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libtorch-dev libopenblas0-pthread
   libopenmm-dev libopenmm-plugins
-  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libzip-dev
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libzip-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 missing=()

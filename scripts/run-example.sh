@@ -11,6 +11,9 @@ bin=${BUILD_DIR:-build}/mintjulep
 echo "== energies (kT): dw4 square and rhombus; lj:13:3 icosahedral global minimum and a perturbed copy"
 "$bin" energy --system dw4 --in examples/dw4.xyz
 "$bin" energy --system lj:13:3 --in examples/lj13-icosahedron.xyz
+echo "== alanine dipeptide (amber99sb-ildn, vacuum and OBC) at its PDB structure, kT at 300 K"
+"$bin" energy --system ala2 --in data/alanine-dipeptide/ala2.pdb
+"$bin" energy --system ala2-implicit --in data/alanine-dipeptide/ala2.pdb
 echo "== MintJulep on DW-4 (configs/dw4.toml)"
 "$bin" train configs/dw4.toml --out runs/dw4-example
 "$bin" sample runs/dw4-example --num-samples 2000 --out runs/dw4-example/samples.npz
