@@ -41,7 +41,7 @@ void molecule_energy_and_gradient(benchmark::State& state, const std::string& na
   AnchoredEnergy energy(system, system->default_anchor());
   const int64_t batch = state.range(0);
   torch::manual_seed(0);
-  auto x0 = torch::tensor(system->topology().positions_nm, torch::kFloat64).reshape({1, -1, 3});
+  auto x0 = system->reference_configuration();
   auto y = energy.to_anchored(x0 + 0.01 * torch::randn({batch, x0.size(1), 3}, torch::kFloat64));
   for (auto _ : state) {
     auto vg = energy.value_and_grad(y, 1.0);

@@ -86,7 +86,7 @@ TEST(Langevin, ResumedRunContinuesExactly) {
 TEST(Langevin, AlanineDipeptideEnergyMatchesOpenMM) {
   auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(make_system("ala2"));
   const double dt = 0.0005, friction = 10.0;  // ps, 1/ps: energies decorrelate in ~0.1 ps
-  auto x0 = torch::tensor(molecule->topology().positions_nm, torch::kFloat64).reshape({1, 22, 3});
+  auto x0 = molecule->reference_configuration();
 
   // Ours: 64 replicas, 1 ps burn-in, then 2 ps.
   LangevinOptions options;

@@ -43,7 +43,7 @@ int group_of(const OpenMM::Force& force) {
 // 100 configurations: the PDB structure with Gaussian noise of 0.01-0.03 nm per coordinate.
 torch::Tensor perturbed_configurations(const MolecularEnergy& molecule, int64_t count) {
   torch::manual_seed(7);
-  auto x0 = torch::tensor(molecule.topology().positions_nm, torch::kFloat64).reshape({1, -1, 3});
+  auto x0 = molecule.reference_configuration();
   auto scale = torch::linspace(0.01, 0.03, count, torch::kFloat64).reshape({count, 1, 1});
   return x0 + scale * torch::randn({count, x0.size(1), 3}, torch::kFloat64);
 }
@@ -176,8 +176,7 @@ TEST(MolecularPath, BondedTermsIgnoreTAndNonbondedPairsUseSoftenedDistance) {
 TEST(MolecularPath, OverlappingAtomsStayFiniteBeforeTheEnd) {
   for (const std::string name : {"ala2", "ala2-implicit"}) {
     auto molecule = make_system(name);
-    auto x = torch::tensor(std::dynamic_pointer_cast<MolecularEnergy>(molecule)->topology().positions_nm,
-                           torch::kFloat64).reshape({1, -1, 3}).clone();
+    auto x = molecule->reference_configuration().clone();
     x[0][20] = x[0][0] + 1e-5;  // two atoms almost on top of each other
     auto xg = x.clone().requires_grad_(true);
     auto v = molecule->energy(xg, 0.5);

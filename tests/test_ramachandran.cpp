@@ -33,7 +33,7 @@ std::shared_ptr<MolecularEnergy> ala2() {
 }
 
 torch::Tensor pdb_positions(const MolecularEnergy& m) {
-  return torch::tensor(m.topology().positions_nm, torch::kFloat64).reshape({1, -1, 3});
+  return m.reference_configuration();
 }
 
 TEST(Backbone, AlanineDipeptideAtomsAndChirality) {

@@ -136,9 +136,9 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
     if (!opt.input.empty()) {
       x0 = read_configurations(opt.input, *system);
     } else {
-      check(molecule != nullptr,
+      x0 = system->reference_configuration();
+      check(x0.defined(),
             fmt::format("system '{}' has no built-in structure; give starting positions with --in", opt.system));
-      x0 = torch::tensor(molecule->topology().positions_nm, torch::kFloat64).reshape({1, -1, 3});
     }
     check(x0.size(0) == 1 || x0.size(0) == opt.replicas,
           fmt::format("--in has {} configurations; give 1 (copied to every replica) or --replicas ({})",

@@ -14,7 +14,7 @@
 #include <cmath>
 
 #include "cli/commands.hpp"
-#include "run_model.hpp"
+#include "cli/run_model.hpp"
 
 namespace mintjulep::cli {
 namespace {

@@ -61,7 +61,7 @@ void centre_prior_on_reference(Model& m, const MintPriorOptions& options) {
 
 }  // namespace
 
-Model build_model(const RunConfig& config, torch::Device device) {
+Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint) {
   Model m;
   m.config = config;
   m.device = device;
@@ -75,7 +75,8 @@ Model build_model(const RunConfig& config, torch::Device device) {
   if (prior_options.radius <= 0) prior_options.radius = m.system->length_scale();
   torch::manual_seed(config.seed);
   m.prior = MintPrior(prior_options);
-  if (prior_options.init == "reference") centre_prior_on_reference(m, prior_options);
+  if (prior_options.init == "reference" && !prior_from_checkpoint)
+    centre_prior_on_reference(m, prior_options);
   EgnnOptions network_options = config.network;
   network_options.length_scale = m.system->length_scale();
   Egnn network(network_options, m.system->particle_types(), anchor, m.system->dim());

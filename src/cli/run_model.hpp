@@ -20,8 +20,9 @@ struct Model {
   torch::Device device{torch::kCPU};
 };
 
-// A freshly initialised model (seeded with config.seed) on `device`.
-Model build_model(const RunConfig& config, torch::Device device);
+// A freshly initialised model (seeded with config.seed) on `device`. With prior_from_checkpoint
+// the prior's initialisation from a reference structure is skipped (a checkpoint replaces it).
+Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint = false);
 
 // The untrained AIS baseline on the same prior: A = b = Util = 0, fixed eps.
 JulepSampler make_ais_baseline(const Model& model);

@@ -40,7 +40,7 @@ void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
   if (effective.threads == 0) effective.threads = config.threads;
   if (effective.device.empty()) effective.device = config.device;
   apply_global_options(effective);
-  Model model = build_model(config, parse_device(effective.device));
+  Model model = build_model(config, parse_device(effective.device), /*prior_from_checkpoint=*/true);
   load_checkpoint(*model.sampler, (folder / "sampler.pt").string(), model.device);
 
   const auto start = std::chrono::steady_clock::now();

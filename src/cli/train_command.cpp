@@ -86,7 +86,8 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   if (effective.threads == 0) effective.threads = config.threads;
   if (effective.device.empty()) effective.device = config.device;
   apply_global_options(effective);
-  Model model = build_model(config, parse_device(effective.device));
+  Model model = build_model(config, parse_device(effective.device),
+                            /*prior_from_checkpoint=*/opt.stage == "julep");
   const AnchoredEnergy& energy = *model.energy;
 
   std::error_code ec;
