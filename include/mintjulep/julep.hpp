@@ -54,6 +54,11 @@ class JulepSamplerImpl : public torch::nn::Module {
   // differentiable in the kernel parameters (double backward through grad_y Util). (B,)
   torch::Tensor kernel_log_weight(const torch::Tensor& path, const std::vector<double>& times,
                                   int64_t first, int64_t last);
+  // log w of trajectories from y0 (B, M, n) with the graph kept through every step: y_j is a
+  // differentiable function of the parameters (reparameterised noise), as the reverse-KL
+  // objective needs. Memory grows with T. Optional noise (T, B, M, n) as in simulate_from. (B,)
+  torch::Tensor differentiable_log_weight(const torch::Tensor& y0, const std::vector<double>& times,
+                                          const torch::Tensor& noise = {});
 
   torch::Tensor step_eps(double t_start) const;  // eps for the step that starts at t_start
   const JulepOptions& options() const { return options_; }
@@ -67,7 +72,10 @@ class JulepSamplerImpl : public torch::nn::Module {
   struct PointEval {
     torch::Tensor b, h, grad_u;  // b, h undefined when switched off
   };
-  PointEval evaluate(const torch::Tensor& y, double t, bool differentiable);
+  // How much of the graph an evaluation keeps: none (simulation), the parameters (on a fixed
+  // path), or the parameters and y itself (through the trajectory).
+  enum class Graph { none, parameters, path };
+  PointEval evaluate(const torch::Tensor& y, double t, Graph graph);
   torch::Tensor cap_displacement(const torch::Tensor& d) const;
   torch::Tensor forward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);
   torch::Tensor backward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);

@@ -5,10 +5,18 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace mintjulep {
 
 struct JulepTrainingOptions {
+  // "log_variance": Var[log w] on detached trajectories (DESIGN.md §4).
+  // "reverse_kl": -mean log w, differentiated through the trajectory (reparameterised noise);
+  //   memory grows with T.
+  // "reverse_kl+log_variance": reverse KL for the first reverse_kl_fraction of the
+  //   iterations, then log-variance.
+  std::string objective = "log_variance";
+  double reverse_kl_fraction = 0.5;
   int64_t iterations = 300;
   int64_t samples = 100;           // trajectories per iteration
   double learning_rate = 1e-3;     // Adam; linear warm-up, then cosine decay ...
@@ -24,7 +32,8 @@ struct JulepTrainingOptions {
 
 struct JulepProgress {
   int64_t iteration = 0;
-  double loss = 0;       // variance of log w over the batch
+  std::string objective;  // the objective of this iteration
+  double loss = 0;        // Var[log w] (log_variance) or -mean log w (reverse_kl) of the batch
   double batch_ess = 0;  // ESS of the batch
   int64_t dropped = 0;   // non-finite log w dropped so far
   double seconds = 0;
@@ -36,9 +45,13 @@ struct JulepTrainingResult {
   double seconds = 0;
 };
 
-// Log-variance training: per iteration simulate S trajectories, detach them, and descend
-// Var_s[log w_s]; grad = (2/S) sum_s (log w_s - mean) grad log w_s is accumulated over chunks
-// of steps, so peak memory does not grow with T. Non-finite log w are dropped and counted.
+// Kernel training. Log-variance: per iteration simulate S trajectories, detach them, and
+// descend Var_s[log w_s]; grad = (2/S) sum_s (log w_s - mean) grad log w_s is accumulated over
+// chunks of steps, so peak memory does not grow with T. Reverse KL: descend -mean_s log w_s
+// through the simulation itself. Non-finite log w are dropped and counted.
+// The objectives train_julep accepts.
+const std::vector<std::string>& julep_objectives();
+
 JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOptions& options,
                                 const std::function<void(const JulepProgress&)>& progress = {});
 

@@ -155,15 +155,17 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       metrics["ais_log_z"] = ais.log_z;
       metrics["ais_sample_seconds"] = seconds;
     }
-    fmt::print("julep: T = {}, {} iterations x {} trajectories, lr {}\n", config.julep.steps,
-               config.train.iterations, config.train.samples, config.train.learning_rate);
+    fmt::print("julep: T = {}, {} iterations x {} trajectories, lr {}, objective {}\n", config.julep.steps,
+               config.train.iterations, config.train.samples, config.train.learning_rate,
+               config.train.objective);
     std::fflush(stdout);
     JulepTrainingOptions train = config.train;
     train.seed = config.seed;
     torch::manual_seed(config.seed + 3);
     auto result = train_julep(model.sampler, train, [](const JulepProgress& p) {
-      fmt::print("julep iter {:5d}  Var[log w] {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n",
-                 p.iteration, p.loss, 100 * p.batch_ess, p.dropped, p.seconds);
+      fmt::print("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n", p.iteration,
+                 p.objective == "reverse_kl" ? "-mean log w" : "Var[log w] ", p.loss, 100 * p.batch_ess,
+                 p.dropped, p.seconds);
       std::fflush(stdout);
     });
     train_seconds += result.seconds;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <set>
 
 namespace mintjulep {
@@ -142,6 +143,8 @@ RunConfig load_config(const std::string& path) {
   julep.reject_unknown();
 
   Table train(root["train"].as_table(), "[train]", path);
+  train.read("objective", c.train.objective);
+  train.read("reverse_kl_fraction", c.train.reverse_kl_fraction);
   train.read("iterations", c.train.iterations);
   train.read("samples", c.train.samples);
   train.read("learning_rate", c.train.learning_rate);
@@ -167,6 +170,14 @@ RunConfig load_config(const std::string& path) {
         path + ": [train] step_fraction must be in (0, 1]");
   check(c.train.trim_fraction >= 0 && c.train.trim_fraction < 0.5,
         path + ": [train] trim_fraction must be in [0, 0.5)");
+  {
+    const auto& names = julep_objectives();
+    check(std::find(names.begin(), names.end(), c.train.objective) != names.end(),
+          path + ": [train] objective '" + c.train.objective +
+              "' is unknown; use log_variance, reverse_kl or reverse_kl+log_variance");
+  }
+  check(c.train.reverse_kl_fraction >= 0 && c.train.reverse_kl_fraction <= 1,
+        path + ": [train] reverse_kl_fraction must be in [0, 1]");
   check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
   check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
   check(c.prior.init == "random" || c.prior.init == "reference",

@@ -54,12 +54,13 @@ torch::Tensor JulepSamplerImpl::step_eps(double t_start) const {
   return log_eps[bin].exp();
 }
 
-JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, double t,
-                                                       bool differentiable) {
+JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, double t, Graph graph) {
   // grad_y U_t = -(1 - t) grad log q + t grad V(y, t) + t (1 - t) grad Util.
   torch::AutoGradMode enable(true);
+  const bool differentiable = graph != Graph::none;
+  const bool through_y = graph == Graph::path && y.requires_grad();
   PointEval p;
-  auto y_in = y.detach().requires_grad_(true);
+  auto y_in = through_y ? y : y.detach().requires_grad_(true);
   torch::Tensor scalar = torch::zeros({}, y.options());
   const bool need_net = options_.use_a || options_.use_b || (options_.use_util && t > 0 && t < 1);
   if (need_net) {
@@ -72,12 +73,16 @@ JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, d
       scalar = scalar + t * (1 - t) * out.util.to(y.scalar_type()).sum();
   }
   if (t < 1) scalar = scalar - (1 - t) * prior_->path_log_prob(y_in).to(y.scalar_type()).sum();
-  torch::Tensor grad = torch::zeros_like(y);
+  torch::Tensor grad;
   if (scalar.requires_grad())
     grad = torch::autograd::grad({scalar}, {y_in}, {}, /*retain_graph=*/differentiable,
                                  /*create_graph=*/differentiable, /*allow_unused=*/true)[0];
   if (!grad.defined()) grad = torch::zeros_like(y);
-  if (t > 0) grad = grad + t * energy_->value_and_grad(y.detach(), t).grad.to(y.scalar_type());
+  if (t > 0) {
+    auto target = through_y ? energy_->value_and_grad(y, t, /*create_graph=*/true).grad
+                            : energy_->value_and_grad(y.detach(), t).grad;
+    grad = grad + t * target.to(y.scalar_type());
+  }
   p.grad_u = differentiable ? grad : grad.detach();
   if (!differentiable) {
     if (p.b.defined()) p.b = p.b.detach();
@@ -127,7 +132,7 @@ PathBatch JulepSamplerImpl::simulate_from(const torch::Tensor& y0, const std::ve
   }
   std::vector<torch::Tensor> path;
   if (keep_path) path.push_back(y);
-  auto point = evaluate(y, times[0], false);
+  auto point = evaluate(y, times[0], Graph::none);
   for (int64_t j = 1; j <= T; ++j) {
     const double t0 = times[static_cast<size_t>(j - 1)], t1 = times[static_cast<size_t>(j)];
     const double dt = t1 - t0;
@@ -140,7 +145,7 @@ PathBatch JulepSamplerImpl::simulate_from(const torch::Tensor& y0, const std::ve
       auto xi = noise.defined() ? noise[j - 1].to(y.scalar_type()) : torch::randn_like(y);
       y_next = next_mean + torch::sqrt(2 * eps * dt) * xi;
     }
-    next = evaluate(y_next, t1, false);
+    next = evaluate(y_next, t1, Graph::none);
     {
       torch::NoGradGuard no_grad;
       back_mean = backward_mean(next, y_next, dt, eps);
@@ -167,19 +172,49 @@ torch::Tensor JulepSamplerImpl::kernel_log_weight(const torch::Tensor& path,
                                                   int64_t last) {
   check(first >= 1 && last <= options_.steps + 1 && first <= last, "kernel_log_weight: bad step range");
   torch::Tensor total = torch::zeros({path.size(0)}, path.options());
-  auto point = evaluate(path.select(1, first - 1), times[static_cast<size_t>(first - 1)], true);
+  auto point = evaluate(path.select(1, first - 1), times[static_cast<size_t>(first - 1)], Graph::parameters);
   for (int64_t j = first; j < last; ++j) {
     const double t0 = times[static_cast<size_t>(j - 1)], t1 = times[static_cast<size_t>(j)];
     const double dt = t1 - t0;
     auto y = path.select(1, j - 1), y_next = path.select(1, j);
     auto eps = step_eps(t0);
-    auto next = evaluate(y_next, t1, true);
+    auto next = evaluate(y_next, t1, Graph::parameters);
     auto forward_sq = (y_next - forward_mean(point, y, dt, eps)).pow(2).sum({1, 2});
     auto backward_sq = (y - backward_mean(next, y_next, dt, eps)).pow(2).sum({1, 2});
     total = total + (forward_sq - backward_sq) / (4 * eps * dt);
     point = next;
   }
   return total;
+}
+
+torch::Tensor JulepSamplerImpl::differentiable_log_weight(const torch::Tensor& y0,
+                                                          const std::vector<double>& times,
+                                                          const torch::Tensor& noise) {
+  const int64_t T = options_.steps;
+  check(static_cast<int64_t>(times.size()) == T + 1, "time grid must have T + 1 points");
+  // y_0 ~ q is a constant (the prior is frozen); every later y_j depends on the parameters.
+  auto y = y0.detach().to(log_eps.scalar_type());
+  torch::Tensor log_w;
+  {
+    torch::NoGradGuard no_grad;
+    log_w = -prior_->log_prob(y);
+  }
+  auto point = evaluate(y, times[0], Graph::path);
+  for (int64_t j = 1; j <= T; ++j) {
+    const double t0 = times[static_cast<size_t>(j - 1)], t1 = times[static_cast<size_t>(j)];
+    const double dt = t1 - t0;
+    auto eps = step_eps(t0);
+    auto xi = noise.defined() ? noise[j - 1].to(y.scalar_type()) : torch::randn_like(y);
+    auto y_next = forward_mean(point, y, dt, eps) + torch::sqrt(2 * eps * dt) * xi;
+    auto next = evaluate(y_next, t1, Graph::path);
+    // The forward term is |xi|^2 / 2 exactly: y_next - F(y) is the scaled noise.
+    auto forward_sq_scaled = 0.5 * xi.pow(2).sum({1, 2});
+    auto backward_sq = (y - backward_mean(next, y_next, dt, eps)).pow(2).sum({1, 2});
+    log_w = log_w + (forward_sq_scaled - backward_sq / (4 * eps * dt)).to(torch::kFloat64);
+    y = y_next;
+    point = next;
+  }
+  return log_w - energy_->value(y, 1.0).to(torch::kFloat64);
 }
 
 }  // namespace mintjulep

@@ -6,13 +6,98 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 namespace mintjulep {
 
+const std::vector<std::string>& julep_objectives() {
+  static const std::vector<std::string> names{"log_variance", "reverse_kl", "reverse_kl+log_variance"};
+  return names;
+}
+
+namespace {
+
+struct IterationLoss {
+  double loss = 0;
+  double batch_ess = 0;
+  int64_t dropped = 0;
+  bool stepped = false;  // false when fewer than 2 finite trajectories were left
+};
+
+// One log-variance gradient on detached trajectories, accumulated chunk by chunk into .grad.
+IterationLoss log_variance_gradient(JulepSampler& sampler, const JulepTrainingOptions& options,
+                                    const std::vector<double>& times, std::mt19937_64& rng) {
+  IterationLoss out;
+  std::bernoulli_distribution keep_chunk(options.step_fraction);
+  const int64_t T = sampler->options().steps;
+  auto batch = sampler->simulate(options.samples, times, /*keep_path=*/true);
+  out.batch_ess = summarize_log_weights(batch.log_w).ess;
+  auto finite = torch::isfinite(batch.log_w);
+  const int64_t kept = finite.sum().item<int64_t>();
+  out.dropped = options.samples - kept;
+  if (kept < 2) return out;
+  auto idx = finite.nonzero().squeeze(1);
+  auto path = batch.path.index_select(0, idx);
+  auto log_w = batch.log_w.index_select(0, idx);
+  if (options.trim_fraction > 0) {
+    // Leave the lowest quantile out of the variance: far-out low-weight trajectories
+    // otherwise dominate Var[log w] although they barely affect the ESS.
+    const double cut = torch::quantile(log_w, options.trim_fraction).item<double>();
+    auto upper = (log_w >= cut).nonzero().squeeze(1);
+    path = path.index_select(0, upper);
+    log_w = log_w.index_select(0, upper);
+  }
+  const double n = static_cast<double>(log_w.size(0));
+  auto centred = log_w - log_w.mean();
+  out.loss = centred.pow(2).sum().item<double>() / n;
+  // d/dtheta of (1/n) sum (lw - mean)^2 = (2/n) sum (lw - mean) d lw / dtheta.
+  auto coefficient = (2.0 / n) * centred.to(path.scalar_type());
+  for (int64_t first = 1; first <= T; first += options.chunk_steps) {
+    if (options.step_fraction < 1 && !keep_chunk(rng)) continue;
+    const int64_t last = std::min(T + 1, first + options.chunk_steps);
+    auto terms = sampler->kernel_log_weight(path, times, first, last);
+    ((coefficient * terms).sum() / options.step_fraction).backward();
+  }
+  out.stepped = true;
+  return out;
+}
+
+// One reverse-KL gradient: KL(forward path || backward path) = log Z - E[log w], so descend
+// -mean log w through the trajectories.
+IterationLoss reverse_kl_gradient(JulepSampler& sampler, const JulepTrainingOptions& options,
+                                  const std::vector<double>& times) {
+  IterationLoss out;
+  torch::Tensor y0;
+  {
+    torch::NoGradGuard no_grad;
+    y0 = sampler->prior()->sample(options.samples);
+  }
+  auto log_w = sampler->differentiable_log_weight(y0, times);
+  auto detached = log_w.detach();
+  out.batch_ess = summarize_log_weights(detached).ess;
+  auto finite = torch::isfinite(detached);
+  const int64_t kept = finite.sum().item<int64_t>();
+  out.dropped = options.samples - kept;
+  if (kept < 2) return out;
+  auto loss = -log_w.index_select(0, finite.nonzero().squeeze(1)).mean();
+  out.loss = loss.item<double>();
+  loss.backward();
+  out.stepped = true;
+  return out;
+}
+
+}  // namespace
+
 JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOptions& options,
                                 const std::function<void(const JulepProgress&)>& progress) {
+  const auto& names = julep_objectives();
+  check(std::find(names.begin(), names.end(), options.objective) != names.end(),
+        "unknown julep objective '" + options.objective +
+            "'; use log_variance, reverse_kl or reverse_kl+log_variance");
+  check(options.reverse_kl_fraction >= 0 && options.reverse_kl_fraction <= 1,
+        "julep reverse_kl_fraction must be in [0, 1]");
   check(options.samples >= 2, "julep training needs samples >= 2");
   check(options.chunk_steps >= 1, "julep chunk_steps must be >= 1");
   check(options.step_fraction > 0 && options.step_fraction <= 1, "julep step_fraction must be in (0, 1]");
@@ -24,8 +109,11 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
   if (sampler->options().learn_eps) parameters.push_back(sampler->log_eps);
   torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(options.learning_rate));
   std::mt19937_64 rng(options.seed);
-  std::bernoulli_distribution keep_chunk(options.step_fraction);
-  const int64_t T = sampler->options().steps;
+  const int64_t reverse_kl_iterations =
+      options.objective == "reverse_kl"                ? options.iterations
+      : options.objective == "reverse_kl+log_variance" ? static_cast<int64_t>(std::llround(
+                                                             options.reverse_kl_fraction * options.iterations))
+                                                       : 0;
   JulepTrainingResult result;
   for (int64_t it = 0; it < options.iterations; ++it) {
     const double warm = options.warmup_iterations > 0
@@ -33,36 +121,13 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
                             : 1.0;
     set_learning_rate(optimizer, warm * cosine_schedule(options.learning_rate, options.final_lr_fraction,
                                                         it, options.iterations));
-
+    const bool reverse_kl = it < reverse_kl_iterations;
     auto times = sampler->time_grid(rng);
-    auto batch = sampler->simulate(options.samples, times, /*keep_path=*/true);
-    auto finite = torch::isfinite(batch.log_w);
-    const int64_t kept = finite.sum().item<int64_t>();
-    result.dropped += options.samples - kept;
-    if (kept < 2) continue;
-    auto idx = finite.nonzero().squeeze(1);
-    auto path = batch.path.index_select(0, idx);
-    auto log_w = batch.log_w.index_select(0, idx);
-    if (options.trim_fraction > 0) {
-      // Leave the lowest quantile out of the variance: far-out low-weight trajectories
-      // otherwise dominate Var[log w] although they barely affect the ESS.
-      const double cut = torch::quantile(log_w, options.trim_fraction).item<double>();
-      auto upper = (log_w >= cut).nonzero().squeeze(1);
-      path = path.index_select(0, upper);
-      log_w = log_w.index_select(0, upper);
-    }
-    const double n = static_cast<double>(log_w.size(0));
-    auto centred = log_w - log_w.mean();
-    const double loss = centred.pow(2).sum().item<double>() / n;
-    // d/dtheta of (1/n) sum (lw - mean)^2 = (2/n) sum (lw - mean) d lw / dtheta.
-    auto coefficient = (2.0 / n) * centred.to(path.scalar_type());
     optimizer.zero_grad();
-    for (int64_t first = 1; first <= T; first += options.chunk_steps) {
-      if (options.step_fraction < 1 && !keep_chunk(rng)) continue;
-      const int64_t last = std::min(T + 1, first + options.chunk_steps);
-      auto terms = sampler->kernel_log_weight(path, times, first, last);
-      ((coefficient * terms).sum() / options.step_fraction).backward();
-    }
+    auto step = reverse_kl ? reverse_kl_gradient(sampler, options, times)
+                           : log_variance_gradient(sampler, options, times, rng);
+    result.dropped += step.dropped;
+    if (!step.stepped) continue;
     if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
     optimizer.step();
     result.iterations = it + 1;
@@ -70,8 +135,9 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
         (it % options.log_every == 0 || it + 1 == options.iterations)) {
       JulepProgress p;
       p.iteration = it;
-      p.loss = loss;
-      p.batch_ess = summarize_log_weights(batch.log_w).ess;
+      p.objective = reverse_kl ? "reverse_kl" : "log_variance";
+      p.loss = step.loss;
+      p.batch_ess = step.batch_ess;
       p.dropped = result.dropped;
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       progress(p);
