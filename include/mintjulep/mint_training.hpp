@@ -42,6 +42,20 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
                               const MintTrainingOptions& options,
                               const std::function<void(const MintProgress&)>& progress = {});
 
+// Maximum-likelihood fit of the prior to reference configurations x (S, N, n), e.g. a long MD
+// run: Adam on -mean log q(y) over minibatches of options.samples, plus the repulsion; beta and
+// the objective are not used. A diagnostic of the prior family (how high its ESS can get for
+// this system), not part of the data-free pipeline. With `relabel`, every minibatch permutes
+// identical particles at random per configuration: for a permutation-invariant energy a
+// relabelled sample is a sample too, so the fit sees every labelling of each mode.
+MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& energy,
+                                       const torch::Tensor& x, const MintTrainingOptions& options,
+                                       bool relabel,
+                                       const std::function<void(const MintProgress&)>& progress = {});
+
+// x (B, N, n) with the particles of each type permuted among themselves, independently per row.
+torch::Tensor relabel_identical_particles(const torch::Tensor& x, const std::vector<int64_t>& types);
+
 // log w = -V(y, 1) - log q(y) on `count` fresh prior samples, evaluated in chunks; float64.
 torch::Tensor prior_log_weights(MintPrior& prior, const AnchoredEnergy& energy, int64_t count,
                                 int64_t chunk = 4096);

@@ -2,6 +2,7 @@
 // then Julep kernel) and writes a run folder that `mintjulep sample` loads.
 #include <mintjulep/error.hpp>
 #include <mintjulep/estimators.hpp>
+#include <mintjulep/io.hpp>
 #include <mintjulep/julep_training.hpp>
 #include <mintjulep/mint_training.hpp>
 #include <mintjulep/pair_energies.hpp>
@@ -29,7 +30,28 @@ struct TrainOptions {
   int64_t seed = -1;
   std::string stage = "all";
   std::string from;
+  std::string fit_samples;  // .npz of reference configurations: fit the prior to them instead
+  int64_t burn_in = 0;
+  bool relabel = true;
 };
+
+// Reference configurations (S, N, n) from an .npz: `positions` of `mintjulep sample` (M, N, n)
+// or of `mintjulep md` (F, R, N, n), whose first burn_in frames are dropped.
+torch::Tensor load_reference_samples(const std::string& path, const Energy& system, int64_t burn_in) {
+  auto arrays = read_npz(path);
+  auto found = arrays.find("positions");
+  check(found != arrays.end(), fmt::format("'{}' has no 'positions' array; give the .npz written by "
+                                           "mintjulep md or mintjulep sample", path));
+  auto x = found->second;
+  if (x.dim() == 4) {
+    check(burn_in >= 0 && burn_in < x.size(0),
+          fmt::format("--burn-in {} must be below the {} frames of '{}'", burn_in, x.size(0), path));
+    x = x.narrow(0, burn_in, x.size(0) - burn_in).reshape({-1, x.size(2), x.size(3)});
+  }
+  system.check_positions(x, fmt::format("positions in '{}'", path));
+  check(torch::isfinite(x).all().item<bool>(), fmt::format("'{}' has non-finite positions", path));
+  return x.to(torch::kFloat64);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -80,6 +102,8 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
         fmt::format("--stage must be all, mint or julep, got '{}'", opt.stage));
   check(opt.stage != "julep" || !opt.from.empty(),
         "--stage julep needs --from DIR, a run folder with a trained prior (prior.pt)");
+  check(opt.fit_samples.empty() || opt.stage != "julep",
+        "--fit-samples replaces the Mint stage; it cannot be combined with --stage julep");
   RunConfig config = load_config(opt.config);
   if (opt.seed >= 0) config.seed = static_cast<uint64_t>(opt.seed);
   GlobalOptions effective = global;
@@ -113,6 +137,25 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   if (opt.stage == "julep") {
     load_checkpoint(*model.prior, (fs::path(opt.from) / "prior.pt").string(), model.device);
     fmt::print("mint: loaded the prior from {}\n", opt.from);
+  } else if (!opt.fit_samples.empty()) {
+    auto x = load_reference_samples(opt.fit_samples, *model.system, opt.burn_in);
+    fmt::print("mint: K = {}, maximum-likelihood fit to {} reference configurations from {}{}, {} steps x {}\n",
+               config.prior.components, x.size(0), opt.fit_samples,
+               opt.relabel ? " (identical particles relabelled at random)" : "", config.mint.steps,
+               config.mint.samples);
+    std::fflush(stdout);
+    auto result = fit_mint_to_samples(model.prior, energy, x, config.mint, opt.relabel,
+                                      [](const MintProgress& p) {
+                                        fmt::print("mint fit step {:6d}  -mean log q {:10.4f}  prior ESS {:6.2f}%\n",
+                                                   p.step, p.loss, 100 * p.batch_ess);
+                                        std::fflush(stdout);
+                                      });
+    train_seconds += result.seconds;
+    metrics["mint_seconds"] = result.seconds;
+    metrics["mint_steps"] = result.steps;
+    metrics["prior_fitted_to"] = opt.fit_samples;
+    metrics["prior_fit_samples"] = x.size(0);
+    save_checkpoint(*model.prior, (folder / "prior.pt").string());
   } else {
     fmt::print("mint: K = {}, {} prior, objective {}, {} steps x {} samples\n",
                config.prior.components, config.prior.invariant ? "invariant" : "fixed-orientation",
@@ -201,6 +244,13 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--stage", opt->stage, "all (mint then julep), mint, or julep (needs --from)")
       ->capture_default_str();
   cmd->add_option("--from", opt->from, "run folder whose prior.pt the julep stage starts from");
+  cmd->add_option("--fit-samples", opt->fit_samples,
+                  "diagnostic: fit the prior by maximum likelihood to these configurations (.npz from "
+                  "md or sample) instead of the data-free Mint stage")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--burn-in", opt->burn_in, "md frames to drop from --fit-samples")->capture_default_str();
+  cmd->add_flag("!--no-relabel", opt->relabel,
+                "with --fit-samples: do not permute identical particles at random");
   cmd->callback([opt, &global] { run_train(*opt, global); });
 }
 

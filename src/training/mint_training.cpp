@@ -105,4 +105,54 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   return result;
 }
 
+torch::Tensor relabel_identical_particles(const torch::Tensor& x, const std::vector<int64_t>& types) {
+  check(static_cast<int64_t>(types.size()) == x.size(1), "relabel: one type per particle needed");
+  auto index_options = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+  auto type = torch::tensor(types, index_options);
+  // Sorting type + u (u uniform in [0, 0.5)) orders the particles by type and randomly within
+  // a type; sorting the types alone (stable) gives the slots of each type.
+  auto order = std::get<1>(torch::sort(type.to(torch::kFloat64).to(x.device()) +
+                                       0.5 * torch::rand({x.size(0), x.size(1)}, x.options().dtype(torch::kFloat64))));
+  auto slots = std::get<1>(torch::sort(type, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+  auto picked = x.gather(1, order.unsqueeze(-1).expand({-1, -1, x.size(2)}));
+  return torch::zeros_like(x).index_copy_(1, slots, picked);
+}
+
+MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& energy,
+                                       const torch::Tensor& x, const MintTrainingOptions& options,
+                                       bool relabel,
+                                       const std::function<void(const MintProgress&)>& progress) {
+  energy.energy().check_positions(x, "reference samples");
+  check(x.size(0) >= 2, "fitting the prior needs at least 2 reference samples");
+  check(options.steps >= 0 && options.samples >= 2, "mint fit needs steps >= 0 and samples >= 2");
+  const auto start = std::chrono::steady_clock::now();
+  const auto types = energy.energy().particle_types();
+  auto data = x.to(prior->logits.device(), torch::kFloat64);
+  torch::optim::Adam optimizer(prior->parameters(), torch::optim::AdamOptions(options.learning_rate));
+  MintTrainingResult result;
+  for (int64_t step = 0; step < options.steps; ++step) {
+    set_learning_rate(optimizer, cosine_schedule(options.learning_rate, options.final_lr_fraction,
+                                                 step, options.steps));
+    auto pick = torch::randint(data.size(0), {options.samples},
+                               torch::TensorOptions().dtype(torch::kLong).device(data.device()));
+    auto batch = data.index_select(0, pick);
+    if (relabel) batch = relabel_identical_particles(batch, types);
+    auto loss = -prior->log_prob(energy.to_anchored(batch)).mean() + options.repulsion * prior->repulsion();
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    result.steps = step + 1;
+    if (progress && options.log_every > 0 &&
+        (step % options.log_every == 0 || step + 1 == options.steps)) {
+      MintProgress p;
+      p.step = step;
+      p.loss = loss.item<double>();
+      p.batch_ess = summarize_log_weights(prior_log_weights(prior, energy, options.samples)).ess;
+      progress(p);
+    }
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
 }  // namespace mintjulep
