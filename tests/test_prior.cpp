@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "test_helpers.hpp"
@@ -323,7 +324,9 @@ class TriangleMixture : public Energy {
   }
 };
 
-TEST(MintTraining, RecoversBothModesOfAGaussianMixture) {
+class MintObjective : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MintObjective, RecoversBothModesOfAGaussianMixture) {
   torch::manual_seed(13);
   auto target = std::make_shared<TriangleMixture>();
   AnchoredEnergy energy(target, 0);
@@ -341,6 +344,7 @@ TEST(MintTraining, RecoversBothModesOfAGaussianMixture) {
   t.learning_rate = 3e-2;
   t.warmup_steps = 200;
   t.log_every = 0;
+  t.objective = GetParam();
   train_mint(prior, energy, t);
   torch::NoGradGuard no_grad;
   auto fraction_near = [&](const torch::Tensor& y, const torch::Tensor& weight, std::vector<double> mode) {
@@ -364,6 +368,21 @@ TEST(MintTraining, RecoversBothModesOfAGaussianMixture) {
   EXPECT_GT(equilateral + right, 0.7);
   // And the importance weights are well behaved.
   EXPECT_GT(summarize_log_weights(prior_log_weights(prior, energy, 4000)).ess, 0.2);
+}
+
+// "snis" reweights prior draws; "langevin" fits MALA walkers. Both must find both modes with
+// the right masses.
+INSTANTIATE_TEST_SUITE_P(Objectives, MintObjective, ::testing::Values("snis", "snis+langevin"),
+                         [](const auto& info) {
+                           auto name = info.param;
+                           std::replace(name.begin(), name.end(), '+', '_');
+                           return name;
+                         });
+
+TEST(MintTraining, RejectsUnknownObjectiveTerms) {
+  EXPECT_NO_THROW(check_mint_objective("snis+langevin"));
+  EXPECT_THROW(check_mint_objective("snis+forward"), Error);
+  EXPECT_THROW(check_mint_objective(""), Error);
 }
 
 TEST(MintFit, RelabellingPermutesOnlyParticlesOfTheSameType) {

@@ -30,6 +30,9 @@ class Energy {
 
   // A type index per particle (identical particles share one), for network embeddings.
   virtual std::vector<int64_t> particle_types() const;
+  // Whether permuting particles of one type leaves the energy unchanged (clusters: yes;
+  // molecules: no, their bonds tell same-type atoms apart).
+  virtual bool same_type_particles_interchangeable() const { return true; }
   // The anchor used when the configuration does not name one.
   virtual int64_t default_anchor() const { return 0; }
   // The two frame particles of the prior (DESIGN.md §3) for this anchor; empty: the first two

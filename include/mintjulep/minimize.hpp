@@ -11,7 +11,9 @@ struct MinimizeResult {
   double final_energy = 0;
 };
 
+// Minimises V(y, t) (t = 1: the target energy; t = 0: the soft-core end of the path, finite
+// even for overlapping particles).
 MinimizeResult minimize_energy(const AnchoredEnergy& energy, const torch::Tensor& y,
-                               int64_t max_iterations = 1000);
+                               int64_t max_iterations = 1000, double t = 1.0);
 
 }  // namespace mintjulep

@@ -28,7 +28,9 @@ struct MintPriorOptions {
   double path_softening = 0.1;
   // "random": random directions and radii; "reference": each component centred on a local
   // energy minimum found from the system's reference structure (e.g. a molecule's PDB) plus
-  // init_noise (length units) of independent noise per component.
+  // init_noise (length units) of independent noise per component; "minima": each component
+  // centred on the local minimum reached from its own random compact start (L-BFGS on the
+  // soft-core end of the path, then on the target).
   std::string init = "random";
   double init_noise = 0.0;
 };

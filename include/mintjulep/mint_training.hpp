@@ -17,13 +17,22 @@ struct MintTrainingOptions {
   double beta_start = 0.1;       // inverse temperature at step 0, raised geometrically ...
   int64_t warmup_steps = 500;    // ... to 1 over this many steps
   int64_t log_every = 100;       // progress callback period (0: never)
-  // "snis": self-normalised forward KL (DESIGN.md §3); "reverse_kl": per-component
-  // reparameterised reverse KL, sum_k pi_k E_{q_k}[log q + beta V]; "snis+reverse_kl": their sum.
+  // A '+'-separated sum of: "snis": self-normalised forward KL (DESIGN.md §3);
+  // "reverse_kl": per-component reparameterised reverse KL, sum_k pi_k E_{q_k}[log q + beta V];
+  // "langevin": maximum likelihood on a persistent pool of `samples` walkers that MALA moves
+  // towards exp(-beta V) (a training heuristic: the prior's density stays exact, and the
+  // walkers see the shape of each basin far better than weights of prior draws do).
   std::string objective = "snis";
+  int64_t langevin_steps = 10;     // MALA steps of the pool per Mint step
+  double langevin_refresh = 0.05;  // fraction of the pool redrawn from the prior per Mint step
 };
+
+// Throws Error unless `objective` is a '+'-separated sum of snis, reverse_kl and langevin.
+void check_mint_objective(const std::string& objective);
 
 struct MintProgress {
   int64_t step = 0;
+  double acceptance = -1;  // MALA acceptance of the langevin pool (-1: no pool)
   double beta = 1;
   double loss = 0;
   double batch_ess = 0;  // ESS of this step's weights at beta = 1

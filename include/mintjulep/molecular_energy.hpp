@@ -26,6 +26,7 @@ class MolecularEnergy : public Energy {
   int64_t dim() const override { return 3; }
   torch::Tensor energy(const torch::Tensor& x, double t = 1.0) const override;
   std::vector<int64_t> particle_types() const override;
+  bool same_type_particles_interchangeable() const override { return false; }
   // The first atom called CA (the alpha carbon), else atom 0.
   int64_t default_anchor() const override;
   // Mean bond length (nm).

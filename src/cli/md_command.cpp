@@ -146,9 +146,10 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
     state = md.initial_state(x0.expand({opt.replicas, x0.size(1), x0.size(2)}).contiguous().to(device));
   }
 
-  fmt::print("md: system {}, {} replicas x {} steps of {} ps (friction {} /ps), {} threads, device {}\n",
-             system->name(), opt.replicas, opt.steps, opt.dt, opt.friction, at::get_num_threads(),
-             device.str());
+  const char* time_unit = molecule ? "ps" : "time units";
+  fmt::print("md: system {}, {} replicas x {} steps of {} {} (friction {} per {}), {} threads, device {}\n",
+             system->name(), opt.replicas, opt.steps, opt.dt, time_unit, opt.friction,
+             molecule ? "ps" : "time unit", at::get_num_threads(), device.str());
   const auto start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
   const int64_t print_every = std::max<int64_t>(1, opt.steps / opt.report_every / 10);
@@ -161,8 +162,8 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
     if (frame % print_every == 0 || s.step == opt.steps) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double rate = static_cast<double>(s.step - first_step) / std::max(seconds, 1e-9);
-      fmt::print("step {:>9}  {:9.2f} ps  mean U {:10.3f} kT  {:.0f} steps/s ({:.0f} replica-steps/s)\n",
-                 s.step, s.step * opt.dt, traj.energies.back().mean().item<double>(), rate,
+      fmt::print("step {:>9}  {:9.2f} {}  mean U {:10.3f} kT  {:.0f} steps/s ({:.0f} replica-steps/s)\n",
+                 s.step, s.step * opt.dt, time_unit, traj.energies.back().mean().item<double>(), rate,
                  rate * opt.replicas);
       std::fflush(stdout);  // progress shows up at once when stdout is a file
     }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <torch/serialize.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -59,6 +60,23 @@ void centre_prior_on_reference(Model& m, const MintPriorOptions& options) {
   m.prior->initialize_from(minimised.y);
 }
 
+// Centres each component on a local minimum reached from a random compact start: every
+// particle uniform in a ball of radius 0.6 * length_scale * N^(1/n) (about the size of a
+// cluster of N particles), relaxed first on the soft-core end of the path (t = 0, finite for
+// overlapping particles) and then on the target. Different starts reach different minima.
+void centre_prior_on_random_minima(Model& m, const MintPriorOptions& options) {
+  const int64_t K = options.components, N = m.system->num_particles(), n = m.system->dim();
+  const double radius = 0.6 * m.system->length_scale() * std::pow(static_cast<double>(N), 1.0 / n);
+  auto direction = torch::randn({K, N, n}, torch::kFloat64);
+  direction = direction / direction.norm(2, -1, /*keepdim=*/true);
+  auto x = direction * radius * torch::rand({K, N, 1}, torch::kFloat64).pow(1.0 / n);
+  auto soft = minimize_energy(*m.energy, m.energy->to_anchored(x), 500, /*t=*/0.0);
+  auto minimised = minimize_energy(*m.energy, soft.y, 2000, /*t=*/1.0);
+  fmt::print("prior: {} component centres minimised from random starts: mean energy {:.3f} kT\n", K,
+             minimised.final_energy / K);
+  m.prior->initialize_from(minimised.y);
+}
+
 }  // namespace
 
 Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint) {
@@ -77,6 +95,8 @@ Model build_model(const RunConfig& config, torch::Device device, bool prior_from
   m.prior = MintPrior(prior_options);
   if (prior_options.init == "reference" && !prior_from_checkpoint)
     centre_prior_on_reference(m, prior_options);
+  if (prior_options.init == "minima" && !prior_from_checkpoint)
+    centre_prior_on_random_minima(m, prior_options);
   EgnnOptions network_options = config.network;
   network_options.length_scale = m.system->length_scale();
   Egnn network(network_options, m.system->particle_types(), anchor, m.system->dim());

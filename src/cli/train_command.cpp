@@ -139,12 +139,13 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     fmt::print("mint: loaded the prior from {}\n", opt.from);
   } else if (!opt.fit_samples.empty()) {
     auto x = load_reference_samples(opt.fit_samples, *model.system, opt.burn_in);
+    const bool relabel = opt.relabel && model.system->same_type_particles_interchangeable();
     fmt::print("mint: K = {}, maximum-likelihood fit to {} reference configurations from {}{}, {} steps x {}\n",
                config.prior.components, x.size(0), opt.fit_samples,
-               opt.relabel ? " (identical particles relabelled at random)" : "", config.mint.steps,
+               relabel ? " (identical particles relabelled at random)" : "", config.mint.steps,
                config.mint.samples);
     std::fflush(stdout);
-    auto result = fit_mint_to_samples(model.prior, energy, x, config.mint, opt.relabel,
+    auto result = fit_mint_to_samples(model.prior, energy, x, config.mint, relabel,
                                       [](const MintProgress& p) {
                                         fmt::print("mint fit step {:6d}  -mean log q {:10.4f}  prior ESS {:6.2f}%\n",
                                                    p.step, p.loss, 100 * p.batch_ess);
@@ -162,8 +163,9 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
                config.mint.objective, config.mint.steps, config.mint.samples);
     std::fflush(stdout);
     auto result = train_mint(model.prior, energy, config.mint, [](const MintProgress& p) {
-      fmt::print("mint step {:6d}  beta {:.3f}  loss {:10.4f}  batch ESS {:6.2f}%  dropped {}\n",
-                 p.step, p.beta, p.loss, 100 * p.batch_ess, p.dropped);
+      fmt::print("mint step {:6d}  beta {:.3f}  loss {:10.4f}  batch ESS {:6.2f}%  dropped {}{}\n",
+                 p.step, p.beta, p.loss, 100 * p.batch_ess, p.dropped,
+                 p.acceptance >= 0 ? fmt::format("  MALA acceptance {:.2f}", p.acceptance) : "");
       std::fflush(stdout);
     });
     train_seconds += result.seconds;
@@ -250,7 +252,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--burn-in", opt->burn_in, "md frames to drop from --fit-samples")->capture_default_str();
   cmd->add_flag("!--no-relabel", opt->relabel,
-                "with --fit-samples: do not permute identical particles at random");
+                "with --fit-samples: do not permute identical particles at random (never done for molecules)");
   cmd->callback([opt, &global] { run_train(*opt, global); });
 }
 

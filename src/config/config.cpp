@@ -119,6 +119,8 @@ RunConfig load_config(const std::string& path) {
   mint.read("warmup_steps", c.mint.warmup_steps);
   mint.read("log_every", c.mint.log_every);
   mint.read("objective", c.mint.objective);
+  mint.read("langevin_steps", c.mint.langevin_steps);
+  mint.read("langevin_refresh", c.mint.langevin_refresh);
   mint.read("eval_samples", c.eval_samples);
   mint.reject_unknown();
 
@@ -180,17 +182,21 @@ RunConfig load_config(const std::string& path) {
         path + ": [train] reverse_kl_fraction must be in [0, 1]");
   check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
   check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
-  check(c.prior.init == "random" || c.prior.init == "reference",
-        path + ": [prior] init must be \"random\" or \"reference\"");
+  check(c.prior.init == "random" || c.prior.init == "reference" || c.prior.init == "minima",
+        path + ": [prior] init must be \"random\", \"reference\" or \"minima\"");
   check(c.prior.init_noise >= 0, path + ": [prior] init_noise must be >= 0");
   check(c.prior.kappa > 0 && c.prior.sigma > 0 && c.prior.radius_spread >= 0,
         path + ": [prior] kappa and sigma must be positive, radius_spread >= 0");
   check(c.mint.steps >= 0 && c.mint.samples >= 2, path + ": [mint] needs steps >= 0, samples >= 2");
   check(c.mint.learning_rate > 0, path + ": [mint] learning_rate must be positive");
   check(c.mint.beta_start > 0 && c.mint.beta_start <= 1, path + ": [mint] beta_start must be in (0, 1]");
-  check(c.mint.objective == "snis" || c.mint.objective == "reverse_kl" ||
-            c.mint.objective == "snis+reverse_kl",
-        path + ": [mint] objective must be \"snis\", \"reverse_kl\" or \"snis+reverse_kl\"");
+  try {
+    check_mint_objective(c.mint.objective);
+  } catch (const Error& e) {
+    throw Error(path + ": [mint] " + e.what());
+  }
+  check(c.mint.langevin_steps >= 1 && c.mint.langevin_refresh >= 0 && c.mint.langevin_refresh <= 1,
+        path + ": [mint] langevin_steps must be >= 1 and langevin_refresh in [0, 1]");
   check(c.eval_samples >= 2, path + ": [mint] eval_samples must be >= 2");
   check(c.threads >= 0, path + ": threads must be >= 0 (0: one per core)");
   return c;

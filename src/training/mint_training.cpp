@@ -22,6 +22,74 @@ torch::Tensor prior_log_weights(MintPrior& prior, const AnchoredEnergy& energy, 
   return torch::cat(parts);
 }
 
+namespace {
+
+// Walkers of the "langevin" objective with their energies and gradients, moved by MALA.
+struct WalkerPool {
+  torch::Tensor y, energy, grad;  // (S, M, n), (S,) float64, (S, M, n)
+  double step = 0;                // MALA step size h (length^2), adapted to ~57% acceptance
+  double acceptance = 0;
+
+  void set(const torch::Tensor& index, const torch::Tensor& y_new, const AnchoredEnergy& e) {
+    auto vg = e.value_and_grad(y_new, 1.0);
+    y.index_copy_(0, index, y_new);
+    energy.index_copy_(0, index, vg.value.to(torch::kFloat64));
+    grad.index_copy_(0, index, vg.grad.to(y.scalar_type()));
+  }
+
+  // Redraws `fraction` of the walkers, and every walker with a non-finite energy, from q.
+  void refresh(MintPrior& prior, const AnchoredEnergy& e, double fraction) {
+    auto redraw = (torch::rand({y.size(0)}, energy.options()) < fraction) | ~torch::isfinite(energy);
+    auto index = redraw.nonzero().squeeze(1);
+    if (index.numel() > 0) set(index, prior->sample(index.numel()).to(y.scalar_type()), e);
+  }
+
+  // Metropolis-adjusted Langevin steps towards exp(-beta V(y, 1)).
+  void move(const AnchoredEnergy& e, double beta, int64_t steps) {
+    for (int64_t i = 0; i < steps; ++i) {
+      auto proposal = y - step * beta * grad + std::sqrt(2 * step) * torch::randn_like(y);
+      auto vg = e.value_and_grad(proposal, 1.0);
+      auto u_new = vg.value.to(torch::kFloat64);
+      auto g_new = vg.grad.to(y.scalar_type());
+      auto forward = (proposal - y + step * beta * grad).pow(2).sum({1, 2});
+      auto backward = (y - proposal + step * beta * g_new).pow(2).sum({1, 2});
+      auto log_alpha = -beta * (u_new - energy) - (backward - forward).to(torch::kFloat64) / (4 * step);
+      auto accept = torch::isfinite(log_alpha) & (torch::rand_like(log_alpha).log() < log_alpha);
+      auto mask = accept.view({-1, 1, 1});
+      y = torch::where(mask, proposal, y);
+      grad = torch::where(mask, g_new, grad);
+      energy = torch::where(accept, u_new, energy);
+      acceptance = accept.to(torch::kFloat64).mean().item<double>();
+      step *= std::exp(0.5 * (acceptance - 0.574));
+    }
+  }
+};
+
+bool has_term(const std::string& objective, const std::string& term) {
+  std::string rest = objective;
+  for (size_t at; !rest.empty(); rest = at == std::string::npos ? "" : rest.substr(at + 1)) {
+    at = rest.find('+');
+    if (rest.substr(0, at) == term) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void check_mint_objective(const std::string& objective) {
+  std::string rest = objective;
+  bool any = false;
+  for (size_t at; !rest.empty(); rest = at == std::string::npos ? "" : rest.substr(at + 1)) {
+    at = rest.find('+');
+    const auto term = rest.substr(0, at);
+    check(term == "snis" || term == "reverse_kl" || term == "langevin",
+          "mint objective '" + objective + "' has the unknown term '" + term +
+              "'; use snis, reverse_kl, langevin or a '+'-separated sum of them");
+    any = true;
+  }
+  check(any, "mint objective is empty; use snis, reverse_kl, langevin or a '+'-separated sum");
+}
+
 MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
                               const MintTrainingOptions& options,
                               const std::function<void(const MintProgress&)>& progress) {
@@ -31,12 +99,23 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   const auto start = std::chrono::steady_clock::now();
   torch::optim::Adam optimizer(prior->parameters(), torch::optim::AdamOptions(options.learning_rate));
   MintTrainingResult result;
-  check(options.objective == "snis" || options.objective == "reverse_kl" ||
-            options.objective == "snis+reverse_kl",
-        "mint objective must be 'snis', 'reverse_kl' or 'snis+reverse_kl', got '" +
-            options.objective + "'");
-  const bool use_snis = options.objective != "reverse_kl";
-  const bool use_reverse_kl = options.objective != "snis";
+  check_mint_objective(options.objective);
+  check(options.langevin_steps >= 1 && options.langevin_refresh >= 0 && options.langevin_refresh <= 1,
+        "mint langevin_steps must be >= 1 and langevin_refresh in [0, 1]");
+  const bool use_snis = has_term(options.objective, "snis");
+  const bool use_reverse_kl = has_term(options.objective, "reverse_kl");
+  const bool use_langevin = has_term(options.objective, "langevin");
+  const bool relabel = energy.energy().same_type_particles_interchangeable();
+  WalkerPool pool;
+  if (use_langevin) {
+    torch::NoGradGuard no_grad;
+    pool.y = prior->sample(options.samples);
+    pool.energy = torch::empty({options.samples}, pool.y.options().dtype(torch::kFloat64));
+    pool.grad = torch::empty_like(pool.y);
+    pool.set(torch::arange(options.samples, pool.y.options().dtype(torch::kLong)), pool.y.clone(), energy);
+    const double length = energy.energy().length_scale();
+    pool.step = 1e-4 * length * length;
+  }
   const int64_t K = prior->options().components;
   const int64_t per_component = std::max<int64_t>(1, options.samples / K);
   auto component_ids = torch::arange(K, torch::TensorOptions().dtype(torch::kLong).device(prior->logits.device()))
@@ -52,6 +131,23 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
                                                  step, options.steps));
     auto loss = options.repulsion * prior->repulsion();
     torch::Tensor batch_log_w;  // this step's log weights at beta = 1, for the progress line
+    if (use_langevin) {
+      {
+        torch::NoGradGuard no_grad;
+        pool.refresh(prior, energy, options.langevin_refresh);
+        pool.move(energy, beta, options.langevin_steps);
+      }
+      auto finite = torch::isfinite(pool.energy);
+      auto walkers = pool.y.index_select(0, finite.nonzero().squeeze(1));
+      result.dropped += finite.numel() - walkers.size(0);
+      if (walkers.size(0) >= 1) {
+        // For interchangeable particles every relabelling of a walker is as likely.
+        if (relabel)
+          walkers = energy.to_anchored(
+              relabel_identical_particles(energy.to_full(walkers), energy.energy().particle_types()));
+        loss = loss - prior->log_prob(walkers).mean();
+      }
+    }
     if (use_reverse_kl) {
       // Every component gets samples/K reparameterised draws; pi_k enters as a weight.
       auto y = prior->sample_components(component_ids);
@@ -97,6 +193,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       if (!batch_log_w.defined()) batch_log_w = prior_log_weights(prior, energy, options.samples);
       p.batch_ess = summarize_log_weights(batch_log_w).ess;
       p.dropped = result.dropped;
+      if (use_langevin) p.acceptance = pool.acceptance;
       progress(p);
     }
   }
@@ -124,6 +221,9 @@ MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& e
                                        const std::function<void(const MintProgress&)>& progress) {
   energy.energy().check_positions(x, "reference samples");
   check(x.size(0) >= 2, "fitting the prior needs at least 2 reference samples");
+  check(!relabel || energy.energy().same_type_particles_interchangeable(),
+        "relabelling needs interchangeable particles; system '" + energy.energy().name() +
+            "' tells same-type particles apart (a molecule): fit without relabelling");
   check(options.steps >= 0 && options.samples >= 2, "mint fit needs steps >= 0 and samples >= 2");
   const auto start = std::chrono::steady_clock::now();
   const auto types = energy.energy().particle_types();
