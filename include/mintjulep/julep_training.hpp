@@ -25,7 +25,7 @@ struct JulepTrainingOptions {
   int64_t chunk_steps = 10;        // gradient accumulated over chunks of steps: memory ~ chunk, not T
   double step_fraction = 1.0;      // keep each chunk with this probability, scaled by its inverse
   double clip_norm = 10.0;         // gradient norm clipping (0: off)
-  double trim_fraction = 0.0;      // leave the lowest quantile of log w out of the variance
+  double trim_fraction = 0.0;      // leave the lowest quantile of log w out of the objective
   int64_t log_every = 10;
   uint64_t seed = 0;               // for the random time grid and step subsampling
 };

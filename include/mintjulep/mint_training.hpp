@@ -25,6 +25,7 @@ struct MintTrainingOptions {
   std::string objective = "snis";
   int64_t langevin_steps = 10;     // MALA steps of the pool per Mint step
   double langevin_refresh = 0.05;  // fraction of the pool redrawn from the prior per Mint step
+  int64_t langevin_burn_in = 50;   // MALA steps a redrawn walker makes before it is fitted
 };
 
 // Throws Error unless `objective` is a '+'-separated sum of snis, reverse_kl and langevin.

@@ -121,6 +121,7 @@ RunConfig load_config(const std::string& path) {
   mint.read("objective", c.mint.objective);
   mint.read("langevin_steps", c.mint.langevin_steps);
   mint.read("langevin_refresh", c.mint.langevin_refresh);
+  mint.read("langevin_burn_in", c.mint.langevin_burn_in);
   mint.read("eval_samples", c.eval_samples);
   mint.reject_unknown();
 
@@ -195,8 +196,9 @@ RunConfig load_config(const std::string& path) {
   } catch (const Error& e) {
     throw Error(path + ": [mint] " + e.what());
   }
-  check(c.mint.langevin_steps >= 1 && c.mint.langevin_refresh >= 0 && c.mint.langevin_refresh <= 1,
-        path + ": [mint] langevin_steps must be >= 1 and langevin_refresh in [0, 1]");
+  check(c.mint.langevin_steps >= 1 && c.mint.langevin_refresh >= 0 && c.mint.langevin_refresh <= 1 &&
+            c.mint.langevin_burn_in >= 0,
+        path + ": [mint] langevin_steps must be >= 1, langevin_refresh in [0, 1], langevin_burn_in >= 0");
   check(c.eval_samples >= 2, path + ": [mint] eval_samples must be >= 2");
   check(c.threads >= 0, path + ": threads must be >= 0 (0: one per core)");
   return c;

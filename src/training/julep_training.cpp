@@ -81,7 +81,13 @@ IterationLoss reverse_kl_gradient(JulepSampler& sampler, const JulepTrainingOpti
   const int64_t kept = finite.sum().item<int64_t>();
   out.dropped = options.samples - kept;
   if (kept < 2) return out;
-  auto loss = -log_w.index_select(0, finite.nonzero().squeeze(1)).mean();
+  auto kept_log_w = log_w.index_select(0, finite.nonzero().squeeze(1));
+  if (options.trim_fraction > 0) {
+    // As for the variance: far-out trajectories of negligible weight would dominate the mean.
+    const double cut = torch::quantile(kept_log_w.detach(), options.trim_fraction).item<double>();
+    kept_log_w = kept_log_w.index_select(0, (kept_log_w.detach() >= cut).nonzero().squeeze(1));
+  }
+  auto loss = -kept_log_w.mean();
   out.loss = loss.item<double>();
   loss.backward();
   out.stepped = true;

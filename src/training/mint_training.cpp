@@ -27,7 +27,10 @@ namespace {
 // Walkers of the "langevin" objective with their energies and gradients, moved by MALA.
 struct WalkerPool {
   torch::Tensor y, energy, grad;  // (S, M, n), (S,) float64, (S, M, n)
-  double step = 0;                // MALA step size h (length^2), adapted to ~57% acceptance
+  torch::Tensor age;              // (S,) MALA steps since each walker was drawn
+  // MALA step size h (length^2) per walker, adapted to ~57% acceptance: a walker in a steep
+  // region (just redrawn, high energy) gets the small steps it needs to move at all.
+  torch::Tensor step;  // (S,) float64
   double acceptance = 0;
 
   void set(const torch::Tensor& index, const torch::Tensor& y_new, const AnchoredEnergy& e) {
@@ -41,27 +44,34 @@ struct WalkerPool {
   void refresh(MintPrior& prior, const AnchoredEnergy& e, double fraction) {
     auto redraw = (torch::rand({y.size(0)}, energy.options()) < fraction) | ~torch::isfinite(energy);
     auto index = redraw.nonzero().squeeze(1);
-    if (index.numel() > 0) set(index, prior->sample(index.numel()).to(y.scalar_type()), e);
+    if (index.numel() > 0) {
+      set(index, prior->sample(index.numel()).to(y.scalar_type()), e);
+      age.index_fill_(0, index, 0);
+      step.index_fill_(0, index, step.median().item<double>());
+    }
   }
 
   // Metropolis-adjusted Langevin steps towards exp(-beta V(y, 1)).
   void move(const AnchoredEnergy& e, double beta, int64_t steps) {
     for (int64_t i = 0; i < steps; ++i) {
-      auto proposal = y - step * beta * grad + std::sqrt(2 * step) * torch::randn_like(y);
+      auto h = step.view({-1, 1, 1}).to(y.scalar_type());
+      auto proposal = y - h * beta * grad + (2 * h).sqrt() * torch::randn_like(y);
       auto vg = e.value_and_grad(proposal, 1.0);
       auto u_new = vg.value.to(torch::kFloat64);
       auto g_new = vg.grad.to(y.scalar_type());
-      auto forward = (proposal - y + step * beta * grad).pow(2).sum({1, 2});
-      auto backward = (y - proposal + step * beta * g_new).pow(2).sum({1, 2});
+      auto forward = (proposal - y + h * beta * grad).pow(2).sum({1, 2});
+      auto backward = (y - proposal + h * beta * g_new).pow(2).sum({1, 2});
       auto log_alpha = -beta * (u_new - energy) - (backward - forward).to(torch::kFloat64) / (4 * step);
       auto accept = torch::isfinite(log_alpha) & (torch::rand_like(log_alpha).log() < log_alpha);
       auto mask = accept.view({-1, 1, 1});
       y = torch::where(mask, proposal, y);
       grad = torch::where(mask, g_new, grad);
       energy = torch::where(accept, u_new, energy);
-      acceptance = accept.to(torch::kFloat64).mean().item<double>();
-      step *= std::exp(0.5 * (acceptance - 0.574));
+      auto accepted = accept.to(torch::kFloat64);
+      acceptance = accepted.mean().item<double>();
+      step = step * torch::exp(0.5 * (accepted - 0.574));
     }
+    age += steps;
   }
 };
 
@@ -113,8 +123,10 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
     pool.energy = torch::empty({options.samples}, pool.y.options().dtype(torch::kFloat64));
     pool.grad = torch::empty_like(pool.y);
     pool.set(torch::arange(options.samples, pool.y.options().dtype(torch::kLong)), pool.y.clone(), energy);
+    // The first pool is the prior itself: no burn-in, so that the first step already fits.
+    pool.age = torch::full({options.samples}, options.langevin_burn_in, pool.y.options().dtype(torch::kLong));
     const double length = energy.energy().length_scale();
-    pool.step = 1e-4 * length * length;
+    pool.step = torch::full({options.samples}, 1e-4 * length * length, pool.energy.options());
   }
   const int64_t K = prior->options().components;
   const int64_t per_component = std::max<int64_t>(1, options.samples / K);
@@ -138,8 +150,10 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
         pool.move(energy, beta, options.langevin_steps);
       }
       auto finite = torch::isfinite(pool.energy);
-      auto walkers = pool.y.index_select(0, finite.nonzero().squeeze(1));
-      result.dropped += finite.numel() - walkers.size(0);
+      result.dropped += (~finite).sum().item<int64_t>();
+      // Redrawn walkers join the fit only after a burn-in: fitted while still relaxing from
+      // q, they would keep q's broad components alive (q would cover its own fresh draws).
+      auto walkers = pool.y.index_select(0, (finite & (pool.age >= options.langevin_burn_in)).nonzero().squeeze(1));
       if (walkers.size(0) >= 1) {
         // For interchangeable particles every relabelling of a walker is as likely.
         if (relabel)
@@ -181,8 +195,10 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       batch_log_w = -energies - log_q.detach();
     }
     optimizer.zero_grad();
-    loss.backward();
-    optimizer.step();
+    if (loss.requires_grad()) {
+      loss.backward();
+      optimizer.step();
+    }
     result.steps = step + 1;
     if (progress && options.log_every > 0 &&
         (step % options.log_every == 0 || step + 1 == options.steps)) {
