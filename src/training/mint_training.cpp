@@ -93,11 +93,11 @@ void check_mint_objective(const std::string& objective) {
     at = rest.find('+');
     const auto term = rest.substr(0, at);
     check(term == "snis" || term == "reverse_kl" || term == "langevin",
-          "mint objective '" + objective + "' has the unknown term '" + term +
-              "'; use snis, reverse_kl, langevin or a '+'-separated sum of them");
+          "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them; '" +
+              objective + "' has the unknown term '" + term + "'");
     any = true;
   }
-  check(any, "mint objective is empty; use snis, reverse_kl, langevin or a '+'-separated sum");
+  check(any, "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them, not empty");
 }
 
 MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
