@@ -22,6 +22,39 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
 
+struct FiniteDifferenceCheck {
+  int checked = 0;
+  double largest = 0;  // largest |finite difference| seen
+};
+
+// Compares grads with central differences of loss() (h = 1e-6) at the first and last entry of
+// every parameter tensor (and the middle one with `with_middle`).
+template <typename Loss>
+FiniteDifferenceCheck expect_gradient_matches_finite_differences(std::vector<torch::Tensor>& params,
+                                                                 const std::vector<torch::Tensor>& grads,
+                                                                 Loss&& loss, bool with_middle) {
+  torch::NoGradGuard no_grad;
+  FiniteDifferenceCheck result;
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto flat = params[i].view({-1});
+    std::vector<int64_t> entries{0, flat.numel() - 1};
+    if (with_middle) entries.insert(entries.begin() + 1, flat.numel() / 2);
+    for (int64_t k : entries) {
+      const double old = flat[k].item<double>(), h = 1e-6;
+      flat[k] = old + h;
+      const double plus = loss().template item<double>();
+      flat[k] = old - h;
+      const double minus = loss().template item<double>();
+      flat[k] = old;
+      const double fd = (plus - minus) / (2 * h), g = grads[i].view({-1})[k].template item<double>();
+      EXPECT_NEAR(g, fd, 1e-5 * std::max(1.0, std::abs(fd))) << "parameter " << i << " entry " << k;
+      result.largest = std::max(result.largest, std::abs(fd));
+      ++result.checked;
+    }
+  }
+  return result;
+}
+
 TEST(LowRankExpm, EqualsTheFullMatrixExponential) {
   torch::manual_seed(1);
   for (int64_t rank : {1, 2, 4}) {
@@ -244,23 +277,8 @@ TEST(JulepTraining, ParameterGradientOfOneStepMatchesFiniteDifferences) {
   std::vector<torch::Tensor> params = s.sampler->network()->parameters();
   params.push_back(s.sampler->log_eps);
   auto grads = torch::autograd::grad({loss()}, params);
-  torch::NoGradGuard no_grad;
-  int checked = 0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto flat = params[i].view({-1});
-    for (int64_t k : {int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
-      const double old = flat[k].item<double>(), h = 1e-6;
-      flat[k] = old + h;
-      const double plus = loss().item<double>();
-      flat[k] = old - h;
-      const double minus = loss().item<double>();
-      flat[k] = old;
-      const double fd = (plus - minus) / (2 * h), g = grads[i].view({-1})[k].item<double>();
-      EXPECT_NEAR(g, fd, 1e-5 * std::max(1.0, std::abs(fd))) << "parameter " << i << " entry " << k;
-      ++checked;
-    }
-  }
-  EXPECT_GT(checked, 20);
+  auto fd = expect_gradient_matches_finite_differences(params, grads, loss, /*with_middle=*/true);
+  EXPECT_GT(fd.checked, 20);
 }
 
 TEST(JulepTraining, LogVarianceTrainingRunsAndCountsNothingDropped) {
@@ -312,26 +330,9 @@ TEST(JulepTraining, DifferentiableLogWeightEqualsTheSimulationAndItsGradientIsEx
   std::vector<torch::Tensor> params = s.sampler->network()->parameters();
   params.push_back(s.sampler->log_eps);
   auto grads = torch::autograd::grad({loss()}, params);
-  torch::NoGradGuard no_grad;
-  int checked = 0;
-  double largest = 0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto flat = params[i].view({-1});
-    for (int64_t k : {int64_t{0}, flat.numel() - 1}) {
-      const double old = flat[k].item<double>(), h = 1e-6;
-      flat[k] = old + h;
-      const double plus = loss().item<double>();
-      flat[k] = old - h;
-      const double minus = loss().item<double>();
-      flat[k] = old;
-      const double fd = (plus - minus) / (2 * h), g = grads[i].view({-1})[k].item<double>();
-      EXPECT_NEAR(g, fd, 1e-5 * std::max(1.0, std::abs(fd))) << "parameter " << i << " entry " << k;
-      largest = std::max(largest, std::abs(fd));
-      ++checked;
-    }
-  }
-  EXPECT_GT(checked, 15);
-  EXPECT_GT(largest, 1e-3);  // the check is not vacuous
+  auto fd = expect_gradient_matches_finite_differences(params, grads, loss, /*with_middle=*/false);
+  EXPECT_GT(fd.checked, 15);
+  EXPECT_GT(fd.largest, 1e-3);  // the check is not vacuous
 }
 
 TEST(JulepTraining, ReverseKLThenLogVarianceSwitchesObjectiveOnSchedule) {

@@ -137,8 +137,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
     optimizer.step();
     result.iterations = it + 1;
-    if (progress && options.log_every > 0 &&
-        (it % options.log_every == 0 || it + 1 == options.iterations)) {
+    if (progress && progress_due(it, options.log_every, options.iterations)) {
       JulepProgress p;
       p.iteration = it;
       p.objective = reverse_kl ? "reverse_kl" : "log_variance";

@@ -5,6 +5,7 @@
 
 #include <torch/optim/adam.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -75,29 +76,31 @@ struct WalkerPool {
   }
 };
 
-bool has_term(const std::string& objective, const std::string& term) {
-  std::string rest = objective;
-  for (size_t at; !rest.empty(); rest = at == std::string::npos ? "" : rest.substr(at + 1)) {
-    at = rest.find('+');
-    if (rest.substr(0, at) == term) return true;
+// "a+b+c" -> {"a", "b", "c"}.
+std::vector<std::string> objective_terms(const std::string& objective) {
+  std::vector<std::string> terms;
+  for (size_t begin = 0; begin < objective.size();) {
+    const size_t end = std::min(objective.find('+', begin), objective.size());
+    terms.push_back(objective.substr(begin, end - begin));
+    begin = end + 1;
   }
-  return false;
+  return terms;
+}
+
+bool has_term(const std::string& objective, const std::string& term) {
+  const auto terms = objective_terms(objective);
+  return std::find(terms.begin(), terms.end(), term) != terms.end();
 }
 
 }  // namespace
 
 void check_mint_objective(const std::string& objective) {
-  std::string rest = objective;
-  bool any = false;
-  for (size_t at; !rest.empty(); rest = at == std::string::npos ? "" : rest.substr(at + 1)) {
-    at = rest.find('+');
-    const auto term = rest.substr(0, at);
+  const auto terms = objective_terms(objective);
+  check(!terms.empty(), "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them, not empty");
+  for (const auto& term : terms)
     check(term == "snis" || term == "reverse_kl" || term == "langevin",
           "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them; '" +
               objective + "' has the unknown term '" + term + "'");
-    any = true;
-  }
-  check(any, "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them, not empty");
 }
 
 MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
@@ -200,8 +203,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       optimizer.step();
     }
     result.steps = step + 1;
-    if (progress && options.log_every > 0 &&
-        (step % options.log_every == 0 || step + 1 == options.steps)) {
+    if (progress && progress_due(step, options.log_every, options.steps)) {
       MintProgress p;
       p.step = step;
       p.beta = beta;
@@ -258,8 +260,7 @@ MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& e
     loss.backward();
     optimizer.step();
     result.steps = step + 1;
-    if (progress && options.log_every > 0 &&
-        (step % options.log_every == 0 || step + 1 == options.steps)) {
+    if (progress && progress_due(step, options.log_every, options.steps)) {
       MintProgress p;
       p.step = step;
       p.loss = loss.item<double>();

@@ -1,5 +1,5 @@
 #pragma once
-// Learning-rate schedules shared by the two training stages.
+// Learning-rate schedules and progress cadence shared by the training loops.
 #include <torch/optim/adam.h>
 
 #include <algorithm>
@@ -16,6 +16,11 @@ inline double cosine_schedule(double base, double final_fraction, int64_t step, 
 inline void set_learning_rate(torch::optim::Adam& optimizer, double lr) {
   for (auto& group : optimizer.param_groups())
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+// Whether a progress line is due: every `every` steps (0: never) and at the last step.
+inline bool progress_due(int64_t step, int64_t every, int64_t steps) {
+  return every > 0 && (step % every == 0 || step + 1 == steps);
 }
 
 }  // namespace mintjulep
