@@ -303,6 +303,37 @@ TEST(JulepTraining, LogVarianceTrainingRunsAndCountsNothingDropped) {
   EXPECT_FALSE(torch::equal(before, s.sampler->log_eps));
 }
 
+// Adam's first step moves every parameter by its learning rate (times the sign of its
+// gradient), so one step shows which rate each group got.
+TEST(JulepTraining, NoiseLevelsTakeTheirOwnLearningRate) {
+  JulepOptions o;
+  o.steps = 5;
+  o.eps = 0.02;
+  auto s = make_setup(make_system("dw4"), o, 15, 0.0, 4.0);
+  JulepTrainingOptions t;
+  t.iterations = 1;
+  t.samples = 16;
+  t.warmup_iterations = 0;
+  t.clip_norm = 0;
+  t.learning_rate = 1e-7;
+  t.eps_learning_rate = 0.05;
+  auto eps_before = s.sampler->log_eps.clone();
+  std::vector<torch::Tensor> net_before;
+  for (const auto& p : s.sampler->network()->parameters()) net_before.push_back(p.detach().clone());
+  ASSERT_EQ(train_julep(s.sampler, t).iterations, 1);
+  auto eps_moves = (s.sampler->log_eps.detach() - eps_before).abs();
+  EXPECT_NEAR(eps_moves.max().item<double>(), 0.05, 1e-4);
+  EXPECT_GT(eps_moves.min().item<double>(), 0.04);
+  double net_move = 0;
+  auto net_after = s.sampler->network()->parameters();
+  for (size_t i = 0; i < net_after.size(); ++i)
+    net_move = std::max(net_move, (net_after[i].detach() - net_before[i]).abs().max().item<double>());
+  EXPECT_GT(net_move, 0.0);
+  EXPECT_LT(net_move, 1.1e-7);
+  t.eps_learning_rate = -1;
+  EXPECT_THROW(train_julep(s.sampler, t), Error);
+}
+
 // The reverse-KL objective differentiates log w through the simulation: its values must be
 // those of the simulation, and its parameter gradient (including the paths' dependence on the
 // parameters through b, A, Util, eps and grad V) must match finite differences.

@@ -20,6 +20,7 @@ struct JulepTrainingOptions {
   int64_t iterations = 300;
   int64_t samples = 100;           // trajectories per iteration
   double learning_rate = 1e-3;     // Adam; linear warm-up, then cosine decay ...
+  double eps_learning_rate = 0;    // for the per-step noise levels log eps (0: learning_rate)
   double final_lr_fraction = 0.1;  // ... to this fraction
   int64_t warmup_iterations = 20;
   int64_t chunk_steps = 10;        // gradient accumulated over chunks of steps: memory ~ chunk, not T

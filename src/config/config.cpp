@@ -151,6 +151,7 @@ RunConfig load_config(const std::string& path) {
   train.read("iterations", c.train.iterations);
   train.read("samples", c.train.samples);
   train.read("learning_rate", c.train.learning_rate);
+  train.read("eps_learning_rate", c.train.eps_learning_rate);
   train.read("final_lr_fraction", c.train.final_lr_fraction);
   train.read("warmup_iterations", c.train.warmup_iterations);
   train.read("chunk_steps", c.train.chunk_steps);
@@ -169,6 +170,8 @@ RunConfig load_config(const std::string& path) {
   check(c.train.iterations >= 0 && c.train.samples >= 2 && c.train.chunk_steps >= 1,
         path + ": [train] needs iterations >= 0, samples >= 2, chunk_steps >= 1");
   check(c.train.learning_rate > 0, path + ": [train] learning_rate must be positive");
+  check(c.train.eps_learning_rate >= 0,
+        path + ": [train] eps_learning_rate must be >= 0 (0: the same as learning_rate)");
   check(c.train.step_fraction > 0 && c.train.step_fraction <= 1,
         path + ": [train] step_fraction must be in (0, 1]");
   check(c.train.trim_fraction >= 0 && c.train.trim_fraction < 0.5,

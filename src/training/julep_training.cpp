@@ -111,9 +111,21 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
   const auto start = std::chrono::steady_clock::now();
   // The prior is frozen in this stage: only the network and the noise levels train.
   for (auto& p : sampler->prior()->parameters()) p.set_requires_grad(false);
+  check(options.eps_learning_rate >= 0, "julep eps_learning_rate must be >= 0");
+  // Two groups: the noise levels are a handful of scalars whose useful range spans orders of
+  // magnitude, so they may take a larger step than the network weights.
   std::vector<torch::Tensor> parameters = sampler->network()->parameters();
-  if (sampler->options().learn_eps) parameters.push_back(sampler->log_eps);
-  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(options.learning_rate));
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(parameters, std::make_unique<torch::optim::AdamOptions>(options.learning_rate));
+  std::vector<double> base_lrs{options.learning_rate};
+  if (sampler->options().learn_eps) {
+    const double eps_lr = options.eps_learning_rate > 0 ? options.eps_learning_rate : options.learning_rate;
+    groups.emplace_back(std::vector<torch::Tensor>{sampler->log_eps},
+                        std::make_unique<torch::optim::AdamOptions>(eps_lr));
+    base_lrs.push_back(eps_lr);
+    parameters.push_back(sampler->log_eps);
+  }
+  torch::optim::Adam optimizer(std::move(groups), torch::optim::AdamOptions(options.learning_rate));
   std::mt19937_64 rng(options.seed);
   const int64_t reverse_kl_iterations =
       options.objective == "reverse_kl"                ? options.iterations
@@ -125,8 +137,9 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     const double warm = options.warmup_iterations > 0
                             ? std::min(1.0, static_cast<double>(it + 1) / options.warmup_iterations)
                             : 1.0;
-    set_learning_rate(optimizer, warm * cosine_schedule(options.learning_rate, options.final_lr_fraction,
-                                                        it, options.iterations));
+    const double factor = warm * cosine_schedule(1.0, options.final_lr_fraction, it, options.iterations);
+    for (size_t g = 0; g < base_lrs.size(); ++g)
+      static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[g].options()).lr(factor * base_lrs[g]);
     const bool reverse_kl = it < reverse_kl_iterations;
     auto times = sampler->time_grid(rng);
     optimizer.zero_grad();
