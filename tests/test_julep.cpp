@@ -12,6 +12,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "test_helpers.hpp"
@@ -332,6 +333,48 @@ TEST(JulepTraining, NoiseLevelsTakeTheirOwnLearningRate) {
   EXPECT_LT(net_move, 1.1e-7);
   t.eps_learning_rate = -1;
   EXPECT_THROW(train_julep(s.sampler, t), Error);
+}
+
+// A run interrupted after a saved state and resumed must end where the uninterrupted run ends.
+TEST(JulepTraining, ResumedTrainingRepeatsTheUninterruptedRun) {
+  JulepOptions o;
+  o.steps = 5;
+  o.eps = 0.02;
+  JulepTrainingOptions t;
+  t.iterations = 4;
+  t.samples = 16;
+  t.chunk_steps = 2;
+  t.step_fraction = 0.5;
+  t.checkpoint_every = 1;
+  t.log_every = 1;
+  const auto state = (std::filesystem::temp_directory_path() / "mintjulep_test_julep_state.pt").string();
+  std::filesystem::remove(state);
+
+  auto whole = make_setup(make_system("dw4"), o, 16, 0.0, 4.0);
+  auto uninterrupted = train_julep(whole.sampler, t);
+
+  auto parts = make_setup(make_system("dw4"), o, 16, 0.0, 4.0);
+  t.state_path = state;
+  struct Interrupt {};
+  EXPECT_THROW(train_julep(parts.sampler, t, [](const JulepProgress& p) {
+                 if (p.iteration == 1) throw Interrupt{};
+               }),
+               Interrupt);
+  auto resumed_sampler = make_setup(make_system("dw4"), o, 99, 0.0, 4.0).sampler;  // other weights
+  auto resumed = train_julep(resumed_sampler, t);
+  EXPECT_EQ(resumed.resumed_from, 2);
+  EXPECT_EQ(resumed.iterations, 4);
+  EXPECT_EQ(uninterrupted.resumed_from, -1);
+  auto a = whole.sampler->parameters();
+  auto b = resumed_sampler->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  auto names = whole.sampler->named_parameters();
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(torch::equal(a[i], b[i])) << names[i].key() << " " << (a[i] - b[i]).abs().max().item<double>();
+
+  t.samples = 17;  // a state from other settings is refused with a clear error
+  EXPECT_THROW(train_julep(resumed_sampler, t), Error);
+  std::filesystem::remove(state);
 }
 
 // The reverse-KL objective differentiates log w through the simulation: its values must be

@@ -29,6 +29,12 @@ struct JulepTrainingOptions {
   double trim_fraction = 0.0;      // leave the lowest quantile of log w out of the objective
   int64_t log_every = 10;
   uint64_t seed = 0;               // for the random time grid and step subsampling
+  // Resumable training: when set, the state (parameters, Adam moments, iteration, counters) is
+  // written atomically to this file every checkpoint_every iterations, and a run that finds
+  // the file continues from it. Each iteration reseeds the random streams from (seed,
+  // iteration), so a resumed run repeats the uninterrupted one.
+  std::string state_path;
+  int64_t checkpoint_every = 10;
 };
 
 struct JulepProgress {
@@ -43,7 +49,8 @@ struct JulepProgress {
 struct JulepTrainingResult {
   int64_t iterations = 0;
   int64_t dropped = 0;
-  double seconds = 0;
+  double seconds = 0;           // including the time before a resume
+  int64_t resumed_from = -1;    // the iteration a saved state resumed at (-1: fresh start)
 };
 
 // Kernel training. Log-variance: per iteration simulate S trajectories, detach them, and

@@ -33,6 +33,7 @@ struct TrainOptions {
   std::string fit_samples;  // .npz of reference configurations: fit the prior to them instead
   int64_t burn_in = 0;
   bool relabel = true;
+  bool resume = false;  // continue the run saved in --out
 };
 
 // Reference configurations (S, N, n) from an .npz: `positions` of `mintjulep sample` (M, N, n)
@@ -129,6 +130,30 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       {"threads", at::get_num_threads()},
       {"seed", config.seed},
   };
+  // What an interrupted run of this folder finished: its metrics.json is rewritten after each
+  // part (Mint stage, AIS baseline), and the kernel training saves julep_state.pt as it goes.
+  const auto metrics_path = (folder / "metrics.json").string();
+  const auto state_path = (folder / "julep_state.pt").string();
+  nlohmann::json done = nlohmann::json::object();
+  if (opt.resume && fs::exists(metrics_path)) {
+    try {
+      done = nlohmann::json::parse(read_text(metrics_path));
+    } catch (const nlohmann::json::exception&) {
+      throw Error(fmt::format("--resume: '{}' is not valid JSON; delete it to start over", metrics_path));
+    }
+    check(done.value("system", "") == model.system->name() && done.value("seed", uint64_t{0}) == config.seed,
+          fmt::format("--resume: '{}' belongs to another system or seed; use a new --out folder",
+                      metrics_path));
+  }
+  const auto config_copy = (folder / "config.toml").string();
+  check(!opt.resume || !fs::exists(config_copy) || read_text(config_copy) == read_text(opt.config),
+        fmt::format("--resume: '{}' differs from the config this run started with ('{}'); resume with that one",
+                    opt.config, config_copy));
+  write_text_atomically(config_copy, read_text(opt.config));
+  if (!opt.resume) fs::remove(state_path);  // a stale state must not leak into a fresh run
+  const auto save_metrics = [&] { write_text_atomically(metrics_path, metrics.dump(2) + "\n"); };
+  const bool mint_done = opt.stage != "julep" && done.contains("mint_seconds") &&
+                         fs::exists(folder / "prior.pt");
   fmt::print("system {} ({} particles, n = {}), anchor {}, {} threads, device {}, seed {}\n",
              model.system->name(), model.system->num_particles(), model.system->dim(),
              energy.anchor(), at::get_num_threads(), model.device.str(), config.seed);
@@ -137,6 +162,12 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   if (opt.stage == "julep") {
     load_checkpoint(*model.prior, (fs::path(opt.from) / "prior.pt").string(), model.device);
     fmt::print("mint: loaded the prior from {}\n", opt.from);
+  } else if (mint_done) {
+    load_checkpoint(*model.prior, (folder / "prior.pt").string(), model.device);
+    for (const char* key : {"mint_seconds", "mint_steps", "dropped_energies", "prior_fitted_to", "prior_fit_samples"})
+      if (done.contains(key)) metrics[key] = done[key];
+    train_seconds += done["mint_seconds"].get<double>();
+    fmt::print("mint: resumed, the prior trained earlier in {} is loaded\n", opt.out);
   } else if (!opt.fit_samples.empty()) {
     auto x = load_reference_samples(opt.fit_samples, *model.system, opt.burn_in);
     const bool relabel = opt.relabel && model.system->same_type_particles_interchangeable();
@@ -184,12 +215,21 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   metrics["prior_num_samples"] = prior.num_samples;
   metrics["distinct_component_shapes"] = shapes;
   metrics["num_samples"] = prior.num_samples;
+  metrics["train_seconds"] = train_seconds;
+  save_metrics();
 
   if (opt.stage != "mint") {
     const int64_t count = config.path_eval_samples;
     metrics["steps"] = config.julep.steps;
     metrics["num_samples"] = count;
-    if (config.baseline) {
+    if (config.baseline && done.contains("ais_path_ess") && done.value("num_samples", int64_t{0}) == count &&
+        done.value("steps", int64_t{0}) == config.julep.steps) {
+      for (const char* key : {"ais_path_ess", "ais_log_z", "ais_sample_seconds"}) metrics[key] = done[key];
+      fmt::print("ais baseline (untrained, T = {}): path ESS {:.2f}% on {} samples, log Z {:.4f} (from the "
+                 "interrupted run)\n",
+                 config.julep.steps, 100 * done["ais_path_ess"].get<double>(), count,
+                 done["ais_log_z"].get<double>());
+    } else if (config.baseline) {
       auto baseline = make_ais_baseline(model);
       double seconds = 0;
       torch::manual_seed(config.seed + 2);
@@ -199,6 +239,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       metrics["ais_path_ess"] = ais.ess;
       metrics["ais_log_z"] = ais.log_z;
       metrics["ais_sample_seconds"] = seconds;
+      save_metrics();
     }
     fmt::print("julep: T = {}, {} iterations x {} trajectories, lr {}, objective {}\n", config.julep.steps,
                config.train.iterations, config.train.samples, config.train.learning_rate,
@@ -206,6 +247,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     std::fflush(stdout);
     JulepTrainingOptions train = config.train;
     train.seed = config.seed;
+    train.state_path = state_path;
     torch::manual_seed(config.seed + 3);
     auto result = train_julep(model.sampler, train, [](const JulepProgress& p) {
       fmt::print("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n", p.iteration,
@@ -213,14 +255,24 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
                  p.dropped, p.seconds);
       std::fflush(stdout);
     });
+    if (result.resumed_from >= 0) fmt::print("julep: resumed at iteration {}\n", result.resumed_from);
     train_seconds += result.seconds;
     metrics["julep_seconds"] = result.seconds;
     metrics["julep_iterations"] = result.iterations;
     metrics["dropped_trajectories"] = result.dropped;
     save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
+    fs::remove(state_path);  // sampler.pt now holds the trained kernel
+    {
+      auto eps = model.sampler->log_eps.detach().exp().to(torch::kCPU);
+      fmt::print("julep: noise levels eps_j from {:.4g} to {:.4g} (first {:.4g}, last {:.4g})\n",
+                 eps.min().item<double>(), eps.max().item<double>(), eps[0].item<double>(),
+                 eps[-1].item<double>());
+    }
+    // The same prior draws and noise as the baseline (common random numbers): with heavy-tailed
+    // weights, which rare starts a sample happens to contain would otherwise swamp the difference.
     double seconds = 0;
-    torch::manual_seed(config.seed + 4);
-    auto path = evaluate_paths(model.sampler, count, config.seed + 4, "julep", seconds);
+    torch::manual_seed(config.seed + 2);
+    auto path = evaluate_paths(model.sampler, count, config.seed + 2, "julep", seconds);
     fmt::print("julep: path ESS {:.2f}% on {} samples, log Z {:.4f}, {:.0f} s sampling\n",
                100 * path.ess, path.num_samples, path.log_z, seconds);
     metrics["path_ess"] = path.ess;
@@ -228,8 +280,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     metrics["sample_seconds"] = seconds;
   }
   metrics["train_seconds"] = train_seconds;
-  write_text_atomically((folder / "config.toml").string(), read_text(opt.config));
-  write_text_atomically((folder / "metrics.json").string(), metrics.dump(2) + "\n");
+  save_metrics();
   fmt::print("wrote {}\n", (folder / "metrics.json").string());
 }
 
@@ -251,6 +302,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
                   "md or sample) instead of the data-free Mint stage")
       ->check(CLI::ExistingFile);
   cmd->add_option("--burn-in", opt->burn_in, "md frames to drop from --fit-samples")->capture_default_str();
+  cmd->add_flag("--resume", opt->resume,
+                "continue an interrupted run in --out: a finished Mint stage and AIS baseline are reused, "
+                "kernel training continues from its last saved state (same config and seed)");
   cmd->add_flag("!--no-relabel", opt->relabel,
                 "with --fit-samples: do not permute identical particles at random (never done for molecules)");
   cmd->callback([opt, &global] { run_train(*opt, global); });

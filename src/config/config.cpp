@@ -159,6 +159,7 @@ RunConfig load_config(const std::string& path) {
   train.read("clip_norm", c.train.clip_norm);
   train.read("trim_fraction", c.train.trim_fraction);
   train.read("log_every", c.train.log_every);
+  train.read("checkpoint_every", c.train.checkpoint_every);
   train.read("eval_samples", c.path_eval_samples);
   train.read("baseline", c.baseline);
   train.reject_unknown();
@@ -170,6 +171,7 @@ RunConfig load_config(const std::string& path) {
   check(c.train.iterations >= 0 && c.train.samples >= 2 && c.train.chunk_steps >= 1,
         path + ": [train] needs iterations >= 0, samples >= 2, chunk_steps >= 1");
   check(c.train.learning_rate > 0, path + ": [train] learning_rate must be positive");
+  check(c.train.checkpoint_every >= 1, path + ": [train] checkpoint_every must be >= 1");
   check(c.train.eps_learning_rate >= 0,
         path + ": [train] eps_learning_rate must be >= 0 (0: the same as learning_rate)");
   check(c.train.step_fraction > 0 && c.train.step_fraction <= 1,

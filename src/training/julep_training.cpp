@@ -5,10 +5,14 @@
 
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize/archive.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <random>
 
 namespace mintjulep {
 
@@ -94,6 +98,66 @@ IterationLoss reverse_kl_gradient(JulepSampler& sampler, const JulepTrainingOpti
   return out;
 }
 
+// The settings a saved training state must share with the run that resumes it.
+torch::Tensor state_fingerprint(const JulepSampler& sampler, const JulepTrainingOptions& options) {
+  const auto& names = julep_objectives();
+  const auto objective = std::find(names.begin(), names.end(), options.objective) - names.begin();
+  return torch::tensor({static_cast<double>(options.iterations), static_cast<double>(options.samples),
+                        options.learning_rate, options.eps_learning_rate, static_cast<double>(objective),
+                        static_cast<double>(options.seed), static_cast<double>(sampler->options().steps)},
+                       torch::kFloat64);
+}
+
+struct SavedProgress {
+  int64_t next_iteration = 0;
+  int64_t dropped = 0;
+  double seconds = 0;
+};
+
+void save_training_state(const std::string& path, JulepSampler& sampler, torch::optim::Adam& optimizer,
+                         const torch::Tensor& fingerprint, const SavedProgress& progress) {
+  torch::serialize::OutputArchive archive, model, adam;
+  sampler->save(model);
+  optimizer.save(adam);
+  archive.write("sampler", model);
+  archive.write("optimizer", adam);
+  archive.write("fingerprint", fingerprint);
+  archive.write("progress", torch::tensor({static_cast<double>(progress.next_iteration),
+                                           static_cast<double>(progress.dropped), progress.seconds},
+                                          torch::kFloat64));
+  const std::string temp = path + ".tmp";
+  archive.save_to(temp);
+  std::filesystem::rename(temp, path);  // atomic: a reader sees the old state or the new one
+}
+
+SavedProgress load_training_state(const std::string& path, JulepSampler& sampler,
+                                  torch::optim::Adam& optimizer, const torch::Tensor& fingerprint) {
+  torch::Tensor saved_fingerprint, progress;
+  try {
+    torch::serialize::InputArchive archive, model, adam;
+    archive.load_from(path, sampler->log_eps.device());
+    archive.read("fingerprint", saved_fingerprint);
+    archive.read("progress", progress);
+    check(saved_fingerprint.sizes() == fingerprint.sizes() &&
+              torch::equal(saved_fingerprint.cpu(), fingerprint),
+          "the training state '" + path +
+              "' was written with other [train] or [julep] settings (iterations, samples, learning "
+              "rates, objective, seed or steps); resume with the same config, or delete the file to start over");
+    archive.read("sampler", model);
+    archive.read("optimizer", adam);
+    sampler->load(model);
+    optimizer.load(adam);
+  } catch (const c10::Error& e) {
+    std::string why = std::string(e.what_without_backtrace()).substr(0, 120);
+    std::replace(why.begin(), why.end(), '\n', ' ');
+    throw Error("cannot resume from the training state '" + path + "': it is damaged or from another model (" +
+                why + "); delete it to start over");
+  }
+  progress = progress.cpu();
+  return {static_cast<int64_t>(progress[0].item<double>()), static_cast<int64_t>(progress[1].item<double>()),
+          progress[2].item<double>()};
+}
+
 }  // namespace
 
 JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOptions& options,
@@ -108,10 +172,11 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
   check(options.chunk_steps >= 1, "julep chunk_steps must be >= 1");
   check(options.step_fraction > 0 && options.step_fraction <= 1, "julep step_fraction must be in (0, 1]");
   check(options.trim_fraction >= 0 && options.trim_fraction < 0.5, "julep trim_fraction must be in [0, 0.5)");
+  check(options.eps_learning_rate >= 0, "julep eps_learning_rate must be >= 0");
+  check(options.checkpoint_every >= 1, "julep checkpoint_every must be >= 1");
   const auto start = std::chrono::steady_clock::now();
   // The prior is frozen in this stage: only the network and the noise levels train.
   for (auto& p : sampler->prior()->parameters()) p.set_requires_grad(false);
-  check(options.eps_learning_rate >= 0, "julep eps_learning_rate must be >= 0");
   // Two groups: the noise levels are a handful of scalars whose useful range spans orders of
   // magnitude, so they may take a larger step than the network weights.
   std::vector<torch::Tensor> parameters = sampler->network()->parameters();
@@ -126,14 +191,30 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     parameters.push_back(sampler->log_eps);
   }
   torch::optim::Adam optimizer(std::move(groups), torch::optim::AdamOptions(options.learning_rate));
-  std::mt19937_64 rng(options.seed);
+  const auto fingerprint = state_fingerprint(sampler, options);
+  JulepTrainingResult result;
+  SavedProgress saved;
+  if (!options.state_path.empty() && std::filesystem::exists(options.state_path)) {
+    saved = load_training_state(options.state_path, sampler, optimizer, fingerprint);
+    result.resumed_from = saved.next_iteration;
+    result.iterations = saved.next_iteration;
+    result.dropped = saved.dropped;
+  }
+  const auto elapsed = [&] {
+    return saved.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   const int64_t reverse_kl_iterations =
       options.objective == "reverse_kl"                ? options.iterations
       : options.objective == "reverse_kl+log_variance" ? static_cast<int64_t>(std::llround(
                                                              options.reverse_kl_fraction * options.iterations))
                                                        : 0;
-  JulepTrainingResult result;
-  for (int64_t it = 0; it < options.iterations; ++it) {
+  for (int64_t it = saved.next_iteration; it < options.iterations; ++it) {
+    // Random streams derived from (seed, iteration): a resumed run draws what the
+    // uninterrupted one would have drawn.
+    std::seed_seq seq{static_cast<uint32_t>(options.seed), static_cast<uint32_t>(options.seed >> 32),
+                      static_cast<uint32_t>(it)};
+    std::mt19937_64 rng(seq);
+    torch::manual_seed(rng());
     const double warm = options.warmup_iterations > 0
                             ? std::min(1.0, static_cast<double>(it + 1) / options.warmup_iterations)
                             : 1.0;
@@ -142,14 +223,25 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
       static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[g].options()).lr(factor * base_lrs[g]);
     const bool reverse_kl = it < reverse_kl_iterations;
     auto times = sampler->time_grid(rng);
-    optimizer.zero_grad();
+    // Zero-filled, never undefined, gradients: Adam skips a parameter without one, so an
+    // iteration whose kept steps do not touch it would otherwise update it or not depending on
+    // whether an earlier iteration in this process gave it a gradient (and on the LibTorch
+    // version's zero_grad), and a resumed run would drift from the uninterrupted one.
+    for (auto& p : parameters) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+      else p.mutable_grad() = torch::zeros_like(p);
+    }
     auto step = reverse_kl ? reverse_kl_gradient(sampler, options, times)
                            : log_variance_gradient(sampler, options, times, rng);
     result.dropped += step.dropped;
-    if (!step.stepped) continue;
-    if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
-    optimizer.step();
+    if (step.stepped) {
+      if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
+      optimizer.step();
+    }
     result.iterations = it + 1;
+    if (!options.state_path.empty() && ((it + 1) % options.checkpoint_every == 0 || it + 1 == options.iterations))
+      save_training_state(options.state_path, sampler, optimizer, fingerprint, {it + 1, result.dropped, elapsed()});
+    if (!step.stepped) continue;
     if (progress && progress_due(it, options.log_every, options.iterations)) {
       JulepProgress p;
       p.iteration = it;
@@ -157,11 +249,11 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
       p.loss = step.loss;
       p.batch_ess = step.batch_ess;
       p.dropped = result.dropped;
-      p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      p.seconds = elapsed();
       progress(p);
     }
   }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = elapsed();
   return result;
 }
 

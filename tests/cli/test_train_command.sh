@@ -61,6 +61,22 @@ grep -q "path ESS" "$work/out3" || fail "sample did not report the ESS"
 "$bin" train "$work/tiny.toml" --out "$work/run3" --stage mint --threads 1 >"$work/out4" 2>&1 || fail "mint stage exited $?"
 grep -q "path_ess" "$work/run3/metrics.json" && fail "mint stage reports a path ESS"
 
+# --resume on a folder whose Mint stage finished: the prior is reused, not retrained.
+before=$(md5sum <"$work/run3/prior.pt")
+"$bin" train "$work/tiny.toml" --out "$work/run3" --resume --threads 1 >"$work/out5" 2>&1 || fail "resume exited $?: $(cat "$work/out5")"
+grep -q "mint: resumed" "$work/out5" || fail "resume retrained the prior"
+grep -q "mint step" "$work/out5" && fail "resume ran Mint steps"
+[ "$before" = "$(md5sum <"$work/run3/prior.pt")" ] || fail "resume rewrote prior.pt"
+grep -q '"path_ess"' "$work/run3/metrics.json" || fail "resumed run lacks path_ess"
+grep -q '"mint_seconds"' "$work/run3/metrics.json" || fail "resumed run lost mint_seconds"
+[ -e "$work/run3/julep_state.pt" ] && fail "training state left behind after a finished run"
+# A damaged training state and a changed config are refused with one line.
+"$bin" train "$work/tiny.toml" --out "$work/run4" --stage mint --threads 1 >/dev/null 2>&1 || fail "mint stage exited $?"
+echo garbage >"$work/run4/julep_state.pt"
+expect_error "damaged state" "cannot resume from the training state" train "$work/tiny.toml" --out "$work/run4" --resume --threads 1
+sed 's/iterations = 3/iterations = 4/' "$work/tiny.toml" >"$work/tiny4.toml"
+expect_error "changed config" "differs from the config this run started with" train "$work/tiny4.toml" --out "$work/run4" --resume
+
 printf 'system = "dw5"\n' >"$work/unknown.toml"
 expect_error "unknown system" "unknown system 'dw5'" train "$work/unknown.toml" --out "$work/r2"
 printf 'system = "dw4"\nsamples = 3\n' >"$work/typo.toml"
