@@ -347,8 +347,13 @@ TEST(JulepTraining, ResumedTrainingRepeatsTheUninterruptedRun) {
   t.step_fraction = 0.5;
   t.checkpoint_every = 1;
   t.log_every = 1;
-  const auto state = (std::filesystem::temp_directory_path() / "mintjulep_test_julep_state.pt").string();
-  std::filesystem::remove(state);
+  const auto state = (std::filesystem::temp_directory_path() /
+                      ("mintjulep_test_julep_state_" + std::to_string(std::random_device{}()) + ".pt"))
+                         .string();
+  struct RemoveAtExit {
+    std::string path;
+    ~RemoveAtExit() { std::filesystem::remove(path); }
+  } cleanup{state};
 
   auto whole = make_setup(make_system("dw4"), o, 16, 0.0, 4.0);
   auto uninterrupted = train_julep(whole.sampler, t);

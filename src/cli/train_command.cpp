@@ -111,15 +111,21 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   if (effective.threads == 0) effective.threads = config.threads;
   if (effective.device.empty()) effective.device = config.device;
   apply_global_options(effective);
-  Model model = build_model(config, parse_device(effective.device),
-                            /*prior_from_checkpoint=*/opt.stage == "julep");
-  const AnchoredEnergy& energy = *model.energy;
 
   std::error_code ec;
   fs::create_directories(opt.out, ec);
   check(!ec && fs::is_directory(opt.out),
         fmt::format("cannot create output folder '{}': {}", opt.out, ec.message()));
   const auto folder = fs::path(opt.out);
+  const auto config_copy = (folder / "config.toml").string();
+  check(!opt.resume || !fs::exists(config_copy) || read_text(config_copy) == read_text(opt.config),
+        fmt::format("--resume: '{}' differs from the config this run started with ('{}'); resume with that one",
+                    opt.config, config_copy));
+  Model model = build_model(config, parse_device(effective.device),
+                            /*prior_from_checkpoint=*/opt.stage == "julep");
+  const AnchoredEnergy& energy = *model.energy;
+  // Where the prior comes from: a resumed run must take it from the same place.
+  const std::string from = opt.stage == "julep" ? fs::absolute(opt.from).lexically_normal().string() : "";
   nlohmann::json metrics = {
       {"system", model.system->name()},
       {"stage", opt.stage},
@@ -129,6 +135,10 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       {"device", model.device.str()},
       {"threads", at::get_num_threads()},
       {"seed", config.seed},
+      {"prior_from", from},
+      {"fit_samples", opt.fit_samples.empty() ? "" : fs::absolute(opt.fit_samples).lexically_normal().string()},
+      {"fit_burn_in", opt.burn_in},
+      {"fit_relabel", opt.relabel},
   };
   // What an interrupted run of this folder finished: its metrics.json is rewritten after each
   // part (Mint stage, AIS baseline), and the kernel training saves julep_state.pt as it goes.
@@ -141,19 +151,34 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     } catch (const nlohmann::json::exception&) {
       throw Error(fmt::format("--resume: '{}' is not valid JSON; delete it to start over", metrics_path));
     }
-    check(done.value("system", "") == model.system->name() && done.value("seed", uint64_t{0}) == config.seed,
-          fmt::format("--resume: '{}' belongs to another system or seed; use a new --out folder",
-                      metrics_path));
+    check(done.is_object(), fmt::format("--resume: '{}' is not a metrics file; delete it to start over", metrics_path));
+    // A finished `--stage mint` run may be continued as `all`: its prior is the Mint stage's.
+    const bool mint_to_all = done.value("stage", "") == "mint" && opt.stage == "all";
+    check(mint_to_all || done.value("stage", "") == opt.stage,
+          fmt::format("--resume: '{}' was run with --stage {}; resume with the same stage, or use a new --out",
+                      metrics_path, done.value("stage", "?")));
+    for (const char* key : {"system", "seed", "prior_from", "fit_samples", "fit_burn_in", "fit_relabel"})
+      check(done.contains(key) && done[key] == metrics[key],
+            fmt::format("--resume: '{}' was run with another {} ({}); resume with the same options, or use a new --out",
+                        metrics_path, key, done.contains(key) ? done[key].dump() : "none"));
+    if (done.contains("path_ess") && fs::exists(folder / "sampler.pt")) {
+      fmt::print("nothing to resume: the run in {} finished (path ESS {:.2f}%)\n", opt.out,
+                 100 * done["path_ess"].get<double>());
+      return;
+    }
   }
-  const auto config_copy = (folder / "config.toml").string();
-  check(!opt.resume || !fs::exists(config_copy) || read_text(config_copy) == read_text(opt.config),
-        fmt::format("--resume: '{}' differs from the config this run started with ('{}'); resume with that one",
-                    opt.config, config_copy));
   write_text_atomically(config_copy, read_text(opt.config));
-  if (!opt.resume) fs::remove(state_path);  // a stale state must not leak into a fresh run
+  if (!opt.resume) {
+    // A fresh run: results of an earlier run in this folder must not be taken for its own.
+    for (const char* name : {"metrics.json", "sampler.pt", "julep_state.pt", "julep_state.pt.tmp"})
+      fs::remove(folder / name);
+    if (opt.stage != "julep") fs::remove(folder / "prior.pt");
+  }
   const auto save_metrics = [&] { write_text_atomically(metrics_path, metrics.dump(2) + "\n"); };
   const bool mint_done = opt.stage != "julep" && done.contains("mint_seconds") &&
                          fs::exists(folder / "prior.pt");
+  // The baseline belongs to the prior: reuse it only with the prior it was measured on.
+  const bool prior_reused = mint_done || (opt.stage == "julep" && !done.empty());
   fmt::print("system {} ({} particles, n = {}), anchor {}, {} threads, device {}, seed {}\n",
              model.system->name(), model.system->num_particles(), model.system->dim(),
              energy.anchor(), at::get_num_threads(), model.device.str(), config.seed);
@@ -222,9 +247,10 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     const int64_t count = config.path_eval_samples;
     metrics["steps"] = config.julep.steps;
     metrics["num_samples"] = count;
-    if (config.baseline && done.contains("ais_path_ess") && done.value("num_samples", int64_t{0}) == count &&
-        done.value("steps", int64_t{0}) == config.julep.steps) {
+    if (config.baseline && prior_reused && done.contains("ais_path_ess") &&
+        done.value("num_samples", int64_t{0}) == count && done.value("steps", int64_t{0}) == config.julep.steps) {
       for (const char* key : {"ais_path_ess", "ais_log_z", "ais_sample_seconds"}) metrics[key] = done[key];
+      save_metrics();
       fmt::print("ais baseline (untrained, T = {}): path ESS {:.2f}% on {} samples, log Z {:.4f} (from the "
                  "interrupted run)\n",
                  config.julep.steps, 100 * done["ais_path_ess"].get<double>(), count,
@@ -248,6 +274,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     JulepTrainingOptions train = config.train;
     train.seed = config.seed;
     train.state_path = state_path;
+    if (fs::exists(state_path)) fmt::print("julep: resuming from the saved training state {}\n", state_path);
     torch::manual_seed(config.seed + 3);
     auto result = train_julep(model.sampler, train, [](const JulepProgress& p) {
       fmt::print("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n", p.iteration,
@@ -261,7 +288,6 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     metrics["julep_iterations"] = result.iterations;
     metrics["dropped_trajectories"] = result.dropped;
     save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
-    fs::remove(state_path);  // sampler.pt now holds the trained kernel
     {
       auto eps = model.sampler->log_eps.detach().exp().to(torch::kCPU);
       fmt::print("julep: noise levels eps_j from {:.4g} to {:.4g} (first {:.4g}, last {:.4g})\n",
@@ -281,6 +307,9 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   }
   metrics["train_seconds"] = train_seconds;
   save_metrics();
+  // Finished: sampler.pt and metrics.json hold everything the training state did.
+  fs::remove(state_path);
+  fs::remove(state_path + ".tmp");
   fmt::print("wrote {}\n", (folder / "metrics.json").string());
 }
 

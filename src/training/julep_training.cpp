@@ -102,10 +102,13 @@ IterationLoss reverse_kl_gradient(JulepSampler& sampler, const JulepTrainingOpti
 torch::Tensor state_fingerprint(const JulepSampler& sampler, const JulepTrainingOptions& options) {
   const auto& names = julep_objectives();
   const auto objective = std::find(names.begin(), names.end(), options.objective) - names.begin();
-  return torch::tensor({static_cast<double>(options.iterations), static_cast<double>(options.samples),
-                        options.learning_rate, options.eps_learning_rate, static_cast<double>(objective),
-                        static_cast<double>(options.seed), static_cast<double>(sampler->options().steps)},
-                       torch::kFloat64);
+  return torch::tensor(
+      {static_cast<double>(options.iterations), static_cast<double>(options.samples), options.learning_rate,
+       options.eps_learning_rate, options.final_lr_fraction, static_cast<double>(options.warmup_iterations),
+       static_cast<double>(objective), options.reverse_kl_fraction, static_cast<double>(options.chunk_steps),
+       options.step_fraction, options.clip_norm, options.trim_fraction, static_cast<double>(options.seed),
+       static_cast<double>(sampler->options().steps)},
+      torch::kFloat64);
 }
 
 struct SavedProgress {
@@ -141,8 +144,8 @@ SavedProgress load_training_state(const std::string& path, JulepSampler& sampler
     check(saved_fingerprint.sizes() == fingerprint.sizes() &&
               torch::equal(saved_fingerprint.cpu(), fingerprint),
           "the training state '" + path +
-              "' was written with other [train] or [julep] settings (iterations, samples, learning "
-              "rates, objective, seed or steps); resume with the same config, or delete the file to start over");
+              "' was written with other [train] or [julep] settings or another seed; resume with the "
+              "same config, or delete the file to start over");
     archive.read("sampler", model);
     archive.read("optimizer", adam);
     sampler->load(model);

@@ -70,6 +70,9 @@ grep -q "mint step" "$work/out5" && fail "resume ran Mint steps"
 grep -q '"path_ess"' "$work/run3/metrics.json" || fail "resumed run lacks path_ess"
 grep -q '"mint_seconds"' "$work/run3/metrics.json" || fail "resumed run lost mint_seconds"
 [ -e "$work/run3/julep_state.pt" ] && fail "training state left behind after a finished run"
+"$bin" train "$work/tiny.toml" --out "$work/run3" --resume --threads 1 >"$work/out6" 2>&1 || fail "resuming a finished run exited $?"
+grep -q "nothing to resume" "$work/out6" || fail "a finished run was trained again: $(cat "$work/out6")"
+expect_error "other stage" "was run with --stage all" train "$work/tiny.toml" --out "$work/run3" --resume --stage mint
 # A damaged training state and a changed config are refused with one line.
 "$bin" train "$work/tiny.toml" --out "$work/run4" --stage mint --threads 1 >/dev/null 2>&1 || fail "mint stage exited $?"
 echo garbage >"$work/run4/julep_state.pt"
