@@ -2,7 +2,7 @@
 # Installs dependencies, builds, and runs the default example: energies of the built-in
 # systems on the configurations in examples/, then MintJulep on DW-4 end to end (Mint prior,
 # untrained AIS baseline, Julep training, path ESS on 1e4 samples) and a draw of weighted
-# samples. About 15 minutes on 2 cores.
+# samples. About 25 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
