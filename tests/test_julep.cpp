@@ -135,6 +135,21 @@ Setup make_setup(std::shared_ptr<Energy> system, JulepOptions options, uint64_t 
   return s;
 }
 
+// The small DW-4 sampler the training tests share: T = 5, eps = 0.02, the network at its
+// initialisation (b = Util = 0, small random H), so training starts from AIS.
+Setup small_dw4_setup(uint64_t seed) {
+  JulepOptions o;
+  o.steps = 5;
+  o.eps = 0.02;
+  return make_setup(make_system("dw4"), o, seed, 0.0, 4.0);
+}
+
+std::vector<torch::Tensor> cloned(const std::vector<torch::Tensor>& parameters) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : parameters) out.push_back(p.detach().clone());
+  return out;
+}
+
 TEST(JulepWeights, AreUnbiasedForAGaussianTargetWithKnownZ) {
   // E[w] = Z must hold for any parameters: b, Util and A all active with random weights.
   const std::vector<std::pair<torch::Tensor, std::vector<double>>> cases = {
@@ -283,10 +298,7 @@ TEST(JulepTraining, ParameterGradientOfOneStepMatchesFiniteDifferences) {
 }
 
 TEST(JulepTraining, LogVarianceTrainingRunsAndCountsNothingDropped) {
-  JulepOptions o;
-  o.steps = 5;
-  o.eps = 0.02;
-  auto s = make_setup(make_system("dw4"), o, 12, 0.0, 4.0);
+  auto s = small_dw4_setup(12);
   JulepTrainingOptions t;
   t.iterations = 3;
   t.samples = 16;
@@ -307,10 +319,7 @@ TEST(JulepTraining, LogVarianceTrainingRunsAndCountsNothingDropped) {
 // Adam's first step moves every parameter by its learning rate (times the sign of its
 // gradient), so one step shows which rate each group got.
 TEST(JulepTraining, NoiseLevelsTakeTheirOwnLearningRate) {
-  JulepOptions o;
-  o.steps = 5;
-  o.eps = 0.02;
-  auto s = make_setup(make_system("dw4"), o, 15, 0.0, 4.0);
+  auto s = small_dw4_setup(15);
   JulepTrainingOptions t;
   t.iterations = 1;
   t.samples = 16;
@@ -319,8 +328,7 @@ TEST(JulepTraining, NoiseLevelsTakeTheirOwnLearningRate) {
   t.learning_rate = 1e-7;
   t.eps_learning_rate = 0.05;
   auto eps_before = s.sampler->log_eps.clone();
-  std::vector<torch::Tensor> net_before;
-  for (const auto& p : s.sampler->network()->parameters()) net_before.push_back(p.detach().clone());
+  auto net_before = cloned(s.sampler->network()->parameters());
   ASSERT_EQ(train_julep(s.sampler, t).iterations, 1);
   auto eps_moves = (s.sampler->log_eps.detach() - eps_before).abs();
   EXPECT_NEAR(eps_moves.max().item<double>(), 0.05, 1e-4);
@@ -337,9 +345,6 @@ TEST(JulepTraining, NoiseLevelsTakeTheirOwnLearningRate) {
 
 // A run interrupted after a saved state and resumed must end where the uninterrupted run ends.
 TEST(JulepTraining, ResumedTrainingRepeatsTheUninterruptedRun) {
-  JulepOptions o;
-  o.steps = 5;
-  o.eps = 0.02;
   JulepTrainingOptions t;
   t.iterations = 4;
   t.samples = 16;
@@ -355,17 +360,17 @@ TEST(JulepTraining, ResumedTrainingRepeatsTheUninterruptedRun) {
     ~RemoveAtExit() { std::filesystem::remove(path); }
   } cleanup{state};
 
-  auto whole = make_setup(make_system("dw4"), o, 16, 0.0, 4.0);
+  auto whole = small_dw4_setup(16);
   auto uninterrupted = train_julep(whole.sampler, t);
 
-  auto parts = make_setup(make_system("dw4"), o, 16, 0.0, 4.0);
+  auto parts = small_dw4_setup(16);
   t.state_path = state;
   struct Interrupt {};
   EXPECT_THROW(train_julep(parts.sampler, t, [](const JulepProgress& p) {
                  if (p.iteration == 1) throw Interrupt{};
                }),
                Interrupt);
-  auto resumed_sampler = make_setup(make_system("dw4"), o, 99, 0.0, 4.0).sampler;  // other weights
+  auto resumed_sampler = small_dw4_setup(99).sampler;  // other weights
   auto resumed = train_julep(resumed_sampler, t);
   EXPECT_EQ(resumed.resumed_from, 2);
   EXPECT_EQ(resumed.iterations, 4);
@@ -415,10 +420,7 @@ TEST(JulepTraining, DifferentiableLogWeightEqualsTheSimulationAndItsGradientIsEx
 }
 
 TEST(JulepTraining, ReverseKLThenLogVarianceSwitchesObjectiveOnSchedule) {
-  JulepOptions o;
-  o.steps = 5;
-  o.eps = 0.02;
-  auto s = make_setup(make_system("dw4"), o, 14, 0.0, 4.0);
+  auto s = small_dw4_setup(14);
   JulepTrainingOptions t;
   t.objective = "reverse_kl+log_variance";
   t.reverse_kl_fraction = 0.5;

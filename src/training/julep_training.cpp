@@ -221,9 +221,8 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     const double warm = options.warmup_iterations > 0
                             ? std::min(1.0, static_cast<double>(it + 1) / options.warmup_iterations)
                             : 1.0;
-    const double factor = warm * cosine_schedule(1.0, options.final_lr_fraction, it, options.iterations);
-    for (size_t g = 0; g < base_lrs.size(); ++g)
-      static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[g].options()).lr(factor * base_lrs[g]);
+    scale_learning_rates(optimizer, base_lrs,
+                         warm * cosine_schedule(1.0, options.final_lr_fraction, it, options.iterations));
     const bool reverse_kl = it < reverse_kl_iterations;
     auto times = sampler->time_grid(rng);
     // Zero-filled, never undefined, gradients: Adam skips a parameter without one, so an

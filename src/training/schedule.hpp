@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace mintjulep {
 
@@ -16,6 +17,14 @@ inline double cosine_schedule(double base, double final_fraction, int64_t step, 
 inline void set_learning_rate(torch::optim::Adam& optimizer, double lr) {
   for (auto& group : optimizer.param_groups())
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+// Parameter group g gets factor * base_lrs[g]: one schedule over groups with their own rates.
+inline void scale_learning_rates(torch::optim::Adam& optimizer, const std::vector<double>& base_lrs,
+                                 double factor) {
+  auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(factor * base_lrs.at(g));
 }
 
 // Whether a progress line is due: every `every` steps (0: never) and at the last step.
