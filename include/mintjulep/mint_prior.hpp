@@ -1,8 +1,13 @@
 #pragma once
-// The Mint prior (DESIGN.md §3): a mixture of K components, each a product of per-particle
-// projected-normal x log-normal densities, made exactly O(n)-invariant by placing it in the
-// frame of two frame particles with a uniformly random frame orientation and averaged
-// reflections. Lives on anchored coordinates y (B, M, n), M = N - 1. All in float64.
+// The Mint prior (DESIGN.md §3, §3b): a mixture of K components placed in the frame of two
+// frame particles, with a uniformly random frame orientation and averaged reflections, so
+// that it is exactly O(n)-invariant. Two component families:
+//   "independent" (§3): a product of per-particle projected-normal x log-normal densities
+//     (the paper's family);
+//   "gaussian" (§3b): a full Gaussian in the frame coordinates z(y) (log r_1, [a_2, log b_2,]
+//     the other particles' frame coordinates), which can represent correlations inside a
+//     basin (a harmonic superposition when initialised from Hessians at minima).
+// Lives on anchored coordinates y (B, M, n), M = N - 1. All in float64.
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
@@ -13,6 +18,7 @@
 namespace mintjulep {
 
 struct MintPriorOptions {
+  std::string family = "independent";  // "independent" (§3) or "gaussian" (§3b)
   int64_t num_free = 0;     // M = N - 1 particles besides the anchor
   int64_t dim = 3;          // n = 2 or 3
   int64_t components = 16;  // K
@@ -31,6 +37,9 @@ struct MintPriorOptions {
   // init_noise (length units) of independent noise per component; "minima": each component
   // centred on the local minimum reached from its own random compact start (L-BFGS on the
   // soft-core end of the path, then on the target).
+  // "harmonic" (gaussian family): components on distinct local minima found from random
+  // starts, covariance = inverse Hessian of U in the frame coordinates, weights from the
+  // harmonic free energies (see harmonic_prior.hpp).
   std::string init = "random";
   double init_noise = 0.0;
 };
@@ -58,25 +67,51 @@ class MintPriorImpl : public torch::nn::Module {
   // log distance. Weights, kappa and sigma are left as they are.
   void initialize_from(const torch::Tensor& templates);
 
+  // Gaussian family: sets every component at once. means (K, D) frame coordinates,
+  // precisions (K, D, D) symmetric positive definite, log_weights (K) unnormalised.
+  void set_gaussian_components(const torch::Tensor& means, const torch::Tensor& precisions,
+                               const torch::Tensor& log_weights);
+
+  // The frame coordinates z (B, D) of y (B, M, n) with reflection s = +1 (DESIGN.md §3b),
+  // D = 2N - 3 in 2D, 3N - 6 in 3D; and log_frame_jacobian(z) = log q(y) - log p_z(z) for the
+  // averaged orientation (-log(2 pi r_1^2) in 2D, -log(8 pi^2 r_1^3 b_2^2) in 3D).
+  torch::Tensor frame_coordinates(const torch::Tensor& y) const;
+  torch::Tensor log_frame_jacobian(const torch::Tensor& z) const;
+  // y (B, M, n) in the canonical orientation (e1, e2, e3 the coordinate axes) from z (B, D);
+  // differentiable. Inverse of frame_coordinates up to a rotation.
+  torch::Tensor from_frame_coordinates(const torch::Tensor& z) const;
+  // z with every reflected coordinate negated (R_s, s = -1).
+  torch::Tensor reflect_frame_coordinates(const torch::Tensor& z) const;
+  int64_t frame_dim() const;  // D
+
   const MintPriorOptions& options() const { return options_; }
+  bool gaussian() const { return options_.family == "gaussian"; }
   torch::Tensor weights() const { return torch::softmax(logits, 0); }
   torch::Tensor kappa() const { return log_kappa.exp(); }
   torch::Tensor sigma() const { return log_sigma.exp(); }
+  // Gaussian family: the upper-triangular precision factor U_k (Sigma_k^-1 = U_k^T U_k), (K, D, D).
+  torch::Tensor precision_factor() const;
   torch::Tensor unit_directions() const;  // (K, M, n), normalised mu
   // Each component's most typical configuration (median radii along mu, in its own frame,
   // reflection s = +1), shape (K, M, n): what a component "is", for summaries and plots.
   torch::Tensor component_configurations() const;
 
-  // Parameters: logits (K), mu (K, M, n) unnormalised, log_kappa (K), rho (K, M), log_sigma (K, M).
+  // Parameters. Independent family: logits (K), mu (K, M, n) unnormalised, log_kappa (K),
+  // rho (K, M), log_sigma (K, M). Gaussian family: logits (K), mean (K, D), precision_upper
+  // (K, D, D; only its strictly upper triangle is used) and log_precision_diag (K, D).
   torch::Tensor logits, mu, log_kappa, rho, log_sigma;
+  torch::Tensor mean, precision_upper, log_precision_diag;
 
  private:
   torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first, double softening);
   torch::Tensor fixed_log_prob(const torch::Tensor& y);
+  torch::Tensor gaussian_log_prob(const torch::Tensor& y_frame_first);
+  torch::Tensor gaussian_sample(const torch::Tensor& k);
   torch::Tensor component_directions() const;  // rows used by repulsion(), (K, M, n)
 
   MintPriorOptions options_;
   torch::Tensor order_, inverse_order_;  // frame rows first, and back
+  torch::Tensor reflect_sign_;           // (D,) +1, or -1 on the coordinates R_s negates
 };
 TORCH_MODULE(MintPrior);
 

@@ -77,7 +77,8 @@ int64_t print_component_summary(MintPrior& prior, const AnchoredEnergy& energy) 
     for (int64_t i = 0; i < std::min<int64_t>(d.numel(), 10); ++i)
       ds += fmt::format(" {:.2f}", d[i].item<double>());
     if (d.numel() > 10) ds += " ...";
-    fmt::print("{:>9}  {:6.3f}  {:5.1f} {}\n", k, w, prior->kappa()[k].item<double>(), ds);
+    const std::string kappa = prior->gaussian() ? "    -" : fmt::format("{:5.1f}", prior->kappa()[k].item<double>());
+    fmt::print("{:>9}  {:6.3f}  {} {}\n", k, w, kappa, ds);
     bool seen = false;
     for (const auto& other : distinct) seen = seen || (other - d).abs().max().item<double>() < tolerance;
     if (!seen) distinct.push_back(d);
@@ -131,6 +132,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       {"stage", opt.stage},
       {"anchor", energy.anchor()},
       {"components", config.prior.components},
+      {"prior_family", config.prior.family},
       {"invariant", config.prior.invariant},
       {"device", model.device.str()},
       {"threads", at::get_num_threads()},
