@@ -181,6 +181,48 @@ TEST_P(PriorOnDevice, SamplesLieOnTheDeviceAndFollowTheDensity) {
   EXPECT_NEAR(mean, 1.0, 3 * se) << "standard error " << se;
 }
 
+TEST_P(PriorOnDevice, GaussianFamilyEqualsTheCpuResultAndSamplesItsDensity) {
+  auto make = [](int64_t dim, uint64_t seed) {
+    torch::manual_seed(seed);
+    MintPriorOptions o;
+    o.family = "gaussian";
+    o.num_free = 4;
+    o.dim = dim;
+    o.components = 3;
+    o.sigma = 0.3;
+    MintPrior prior(o);
+    torch::NoGradGuard no_grad;
+    prior->logits.copy_(torch::randn({3}, f64));
+    prior->precision_upper.copy_(0.5 * torch::randn_like(prior->precision_upper));
+    return prior;
+  };
+  for (int64_t dim : {2, 3}) {
+    auto cpu = make(dim, 11), dev = make(dim, 11);
+    dev->to(device());
+    torch::manual_seed(12);
+    auto y = cpu->sample(50);
+    auto y_dev = y.to(device()).requires_grad_(true);
+    auto y_cpu = y.clone().requires_grad_(true);
+    auto lp_dev = dev->log_prob(y_dev), lp_cpu = cpu->log_prob(y_cpu);
+    EXPECT_LT(max_relative_error(lp_dev.detach().cpu(), lp_cpu.detach()), 1e-10) << "n = " << dim;
+    auto g_dev = torch::autograd::grad({lp_dev.sum()}, {y_dev})[0];
+    auto g_cpu = torch::autograd::grad({lp_cpu.sum()}, {y_cpu})[0];
+    EXPECT_LT(max_relative_error(g_dev.cpu(), g_cpu), 1e-9) << "n = " << dim;
+    auto q2 = make(dim, 11);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : q2->parameters()) p.add_(0.1 * torch::randn_like(p));
+    }
+    q2->to(device());
+    torch::NoGradGuard no_grad;
+    auto draws = dev->sample(100000);
+    ASSERT_EQ(draws.device().type(), device().type());
+    auto ratio = torch::exp(q2->log_prob(draws) - dev->log_prob(draws));
+    const double se = ratio.std().item<double>() / std::sqrt(100000.0);
+    EXPECT_NEAR(ratio.mean().item<double>(), 1.0, 3 * se) << "n = " << dim;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, PriorOnDevice, ::testing::ValuesIn(test_devices()),
                          [](const auto& info) { return test_name(info.param); });
 
