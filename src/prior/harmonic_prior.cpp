@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/linalg.h>
 
 #include <algorithm>
 #include <cmath>
@@ -135,7 +134,7 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
 
   // Harmonic basins: precision = Hessian in z with eigenvalues floored, then / covariance_scale.
   auto hessian = frame_hessian(prior, energy, z);
-  auto [eigenvalues, eigenvectors] = torch::linalg::eigh(hessian, "L");
+  auto [eigenvalues, eigenvectors] = at::linalg_eigh(hessian, "L");
   eigenvalues = eigenvalues.clamp_min(options.hessian_floor) / options.covariance_scale;
   auto precision = torch::matmul(eigenvectors * eigenvalues.unsqueeze(1), eigenvectors.transpose(1, 2));
   precision = 0.5 * (precision + precision.transpose(1, 2));

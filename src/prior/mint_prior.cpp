@@ -3,7 +3,6 @@
 #include <mintjulep/projected_normal.hpp>
 
 #include <fmt/format.h>
-#include <torch/linalg.h>
 
 #include <cmath>
 
@@ -199,7 +198,7 @@ void MintPriorImpl::set_gaussian_components(const torch::Tensor& means, const to
         fmt::format("gaussian components need means ({0}, {1}), precisions ({0}, {1}, {1}), weights ({0})", K, D));
   torch::NoGradGuard no_grad;
   // Sigma^-1 = L L^T (Cholesky) = U^T U with U = L^T upper triangular.
-  auto upper = torch::linalg::cholesky(precisions.to(mean.options())).transpose(1, 2);
+  auto upper = at::linalg_cholesky(precisions.to(mean.options())).transpose(1, 2);
   mean.copy_(means);
   log_precision_diag.copy_(upper.diagonal(0, 1, 2).log());
   precision_upper.copy_(upper.triu(1));
@@ -311,7 +310,7 @@ torch::Tensor MintPriorImpl::gaussian_sample(const torch::Tensor& k) {
   for (int64_t start = 0; start < count; start += chunk) {
     auto kc = k.narrow(0, start, std::min(chunk, count - start));
     auto e = torch::randn({kc.numel(), D, 1}, f64);
-    auto solved = torch::linalg::solve_triangular(factor.index_select(0, kc), e, /*upper=*/true,
+    auto solved = at::linalg_solve_triangular(factor.index_select(0, kc), e, /*upper=*/true,
                                                   /*left=*/true, /*unitriangular=*/false);
     parts.push_back(mean.index_select(0, kc) + solved.squeeze(-1));
   }
