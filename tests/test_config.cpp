@@ -85,6 +85,34 @@ TEST(Config, DefaultsNeedOnlyTheSystem) {
   EXPECT_EQ(c.mint.objective, "snis");
 }
 
+TEST(Config, ReadsTheAnnealSection) {
+  auto c = load_config(write_config("anneal", R"(
+system = "dw4"
+[julep]
+steps = 40
+[anneal]
+method = "smc-mala"
+moves = 3
+step_size = 0.02
+target_acceptance = 0.6
+max_step_size = 0.1
+pilot = 0
+resample_threshold = 0.3
+chunk = 2000
+)"));
+  EXPECT_TRUE(c.anneal_configured);
+  EXPECT_EQ(c.anneal.method, "smc-mala");
+  EXPECT_EQ(c.anneal.steps, 40);  // [julep] steps unless given
+  EXPECT_EQ(c.anneal.moves, 3);
+  EXPECT_DOUBLE_EQ(c.anneal.step_size, 0.02);
+  EXPECT_DOUBLE_EQ(c.anneal.target_acceptance, 0.6);
+  EXPECT_DOUBLE_EQ(c.anneal.max_step_size, 0.1);
+  EXPECT_EQ(c.anneal.pilot, 0);
+  EXPECT_DOUBLE_EQ(c.anneal.resample_threshold, 0.3);
+  EXPECT_EQ(c.anneal.chunk, 2000);
+  EXPECT_FALSE(load_config(write_config("no_anneal", "system = \"dw4\"\n")).anneal_configured);
+}
+
 TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"system = \"dw4\"\nsteps = 3\n", "unknown key 'steps'"},
@@ -97,6 +125,10 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[mint]\nobjective = \"fast\"\n", "objective must be"},
       {"system = \"dw4\"\nprior = 3\n", "must be a table"},
       {"system = = \"dw4\"\n", "invalid TOML"},
+      {"system = \"dw4\"\n[anneal]\nmethod = \"hmc\"\n", "[anneal] annealing method 'hmc' is unknown"},
+      {"system = \"dw4\"\n[anneal]\nresample_threshold = 2.0\n", "resample_threshold must be in [0, 1]"},
+      {"system = \"dw4\"\n[anneal]\ntarget_acceptance = 1.0\n", "target_acceptance must be in (0, 1)"},
+      {"system = \"dw4\"\n[anneal]\nstep = 3\n", "unknown key 'step' in [anneal]"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string message = error_of(write_config("bad" + std::to_string(i), cases[i].first));

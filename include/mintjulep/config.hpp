@@ -1,6 +1,7 @@
 #pragma once
 // Run configuration, read from a TOML file. Every key is documented in README.md; an
 // unknown key is an error (it is almost always a typo that would silently be ignored).
+#include <mintjulep/annealing.hpp>
 #include <mintjulep/egnn.hpp>
 #include <mintjulep/harmonic_prior.hpp>
 #include <mintjulep/julep.hpp>
@@ -30,6 +31,10 @@ struct RunConfig {
   JulepTrainingOptions train;
   int64_t path_eval_samples = 10000;    // fresh trajectories for the reported path ESS
   bool baseline = true;                 // also measure untrained AIS (A = b = Util = 0)
+  // [anneal]: an exact annealing evaluation (DESIGN.md §4b) that train runs besides the
+  // baseline and that sample uses by default when the section is present.
+  AnnealOptions anneal;                 // steps default to [julep] steps
+  bool anneal_configured = false;       // the config has an [anneal] section
 };
 
 // Parses and validates a config file; throws Error naming the file, key and fix.

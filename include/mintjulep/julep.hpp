@@ -39,6 +39,19 @@ struct PathBatch {
 
 class JulepSamplerImpl : public torch::nn::Module {
  public:
+  // The network and the score of U_t at a batch of points (B, M, n): b and h undefined when
+  // switched off; u = U_t(y) per point (B,), float64, only when asked for.
+  struct PointEval {
+    torch::Tensor b, h, grad_u, u;
+  };
+  // A batch of chains at one grid time: positions and what the next step needs there.
+  struct State {
+    torch::Tensor y;  // (B, M, n)
+    PointEval point;
+    // Chains `index` (int64, (B',)) of this batch, e.g. after resampling.
+    State index_select(const torch::Tensor& index) const;
+  };
+
   JulepSamplerImpl(MintPrior prior, std::shared_ptr<const AnchoredEnergy> energy, Egnn network,
                    JulepOptions options);
 
@@ -60,6 +73,15 @@ class JulepSamplerImpl : public torch::nn::Module {
   torch::Tensor differentiable_log_weight(const torch::Tensor& y0, const std::vector<double>& times,
                                           const torch::Tensor& noise = {});
 
+  // The state at times[0] from start points y0 (B, M, n). With `potential`, point.u holds U_t(y)
+  // (for SMC's intermediate weights; U_0 = -path_log_prob, not the exact -log q).
+  State start(const torch::Tensor& y0, const std::vector<double>& times, bool potential = false);
+  // Advances `state` by step j (1-based, times[j-1] -> times[j]) with standard normal noise xi
+  // (fresh draws when undefined) and returns the kernel terms of log w for that step,
+  // log B_j(y_{j-1} | y_j) - log F_j(y_j | y_{j-1}), float64 (B,). No gradient.
+  torch::Tensor advance(State& state, const std::vector<double>& times, int64_t j,
+                        const torch::Tensor& xi = {}, bool potential = false);
+
   torch::Tensor step_eps(double t_start) const;  // eps for the step that starts at t_start
   const JulepOptions& options() const { return options_; }
   MintPrior prior() const { return prior_; }
@@ -69,13 +91,10 @@ class JulepSamplerImpl : public torch::nn::Module {
   torch::Tensor log_eps;  // (T,) piecewise-constant table over [0, 1]
 
  private:
-  struct PointEval {
-    torch::Tensor b, h, grad_u;  // b, h undefined when switched off
-  };
   // How much of the graph an evaluation keeps: none (simulation), the parameters (on a fixed
   // path), or the parameters and y itself (through the trajectory).
   enum class Graph { none, parameters, path };
-  PointEval evaluate(const torch::Tensor& y, double t, Graph graph);
+  PointEval evaluate(const torch::Tensor& y, double t, Graph graph, bool potential = false);
   torch::Tensor cap_displacement(const torch::Tensor& d) const;
   torch::Tensor forward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);
   torch::Tensor backward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);

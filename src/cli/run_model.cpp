@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 #include <torch/serialize.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -127,6 +129,52 @@ JulepSampler make_ais_baseline(const Model& model) {
   JulepSampler baseline(model.prior, model.energy, model.sampler->network(), options);
   baseline->to(model.device);
   return baseline;
+}
+
+nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, int64_t count, uint64_t seed,
+                             AnnealResult* result) {
+  const auto start = std::chrono::steady_clock::now();
+  JulepSampler kernel{nullptr};
+  if (options.method == "ula" || options.method == "smc-ula") kernel = make_ais_baseline(model);
+  if (options.method == "julep" || options.method == "smc-julep") kernel = model.sampler;
+  const bool mala = anneal_method_uses_mala(options.method), smc = anneal_method_resamples(options.method);
+  const std::string what = "anneal " + options.method;
+  auto r = anneal(options, model.prior, *model.energy, kernel, count, seed, [&](int64_t done, int64_t total) {
+    fmt::print("{}: {}/{} chains, {:.0f} s\n", what, done, total, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    std::fflush(stdout);
+  });
+  double mean_acceptance = 0;
+  for (double a : r.acceptance) mean_acceptance += a / static_cast<double>(r.acceptance.size());
+  fmt::print("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {} non-finite "
+             "weights{}, {:.1f} s\n",
+             what, r.steps, mala ? fmt::format(", {} moves per temperature", options.moves) : "",
+             smc ? "SMC final ESS" : "path ESS", 100 * r.ess, count, r.log_z, r.resampling_events,
+             r.num_non_finite, mala ? fmt::format(", MALA acceptance {:.3f}", mean_acceptance) : "",
+             r.seconds);
+  std::fflush(stdout);
+  nlohmann::json j = {{"method", options.method},
+                      {"steps", r.steps},
+                      {"num_samples", count},
+                      {"log_z", r.log_z},
+                      {"resampling_events", r.resampling_events},
+                      {"non_finite", r.num_non_finite},
+                      {"seconds", r.seconds}};
+  // Two different quantities: the path ESS of runs without resampling (the paper's), and the
+  // normalised ESS of SMC's final weights.
+  if (smc) {
+    j["smc_final_ess"] = r.ess;
+    j["resample_threshold"] = options.resample_threshold;
+  } else {
+    j["path_ess"] = r.ess;
+  }
+  if (mala) {
+    j["moves"] = options.moves;
+    j["acceptance_mean"] = mean_acceptance;
+    j["acceptance"] = r.acceptance;
+    j["step_sizes"] = r.step_sizes;
+  }
+  if (result != nullptr) *result = std::move(r);
+  return j;
 }
 
 void save_checkpoint(torch::nn::Module& module, const std::string& path) {

@@ -1,6 +1,8 @@
 // `mintjulep sample`: draws importance-weighted samples from a trained run folder and writes
 // them as a numpy .npz archive: positions (M, N, n) with the anchor at the origin, log_w (M,)
-// and energies (M,) in kT.
+// and energies (M,) in kT. --method picks the annealing (default: the trained Julep kernel);
+// mala and smc-mala need only the prior.
+#include <mintjulep/annealing.hpp>
 #include <mintjulep/error.hpp>
 #include <mintjulep/estimators.hpp>
 #include <mintjulep/io.hpp>
@@ -28,6 +30,10 @@ struct SampleOptions {
   std::string out;
   int64_t seed = 0;
   int64_t chunk = 500;
+  bool chunk_given = false;
+  std::string method;  // empty: the trained kernel, as sample_julep runs it
+  int64_t steps = 0;   // MALA T (0: the config's)
+  int64_t moves = 0;   // MALA moves per temperature (0: the config's)
 };
 
 void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
@@ -41,32 +47,53 @@ void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
   if (effective.device.empty()) effective.device = config.device;
   apply_global_options(effective);
   Model model = build_model(config, parse_device(effective.device), /*prior_from_checkpoint=*/true);
-  load_checkpoint(*model.sampler, (folder / "sampler.pt").string(), model.device);
+  const bool has_kernel = fs::exists(folder / "sampler.pt");
+  const bool needs_kernel = opt.method.empty() || opt.method == "julep" || opt.method == "smc-julep";
+  if (has_kernel || needs_kernel) load_checkpoint(*model.sampler, (folder / "sampler.pt").string(), model.device);
+  else load_checkpoint(*model.prior, (folder / "prior.pt").string(), model.device);
 
   const auto start = std::chrono::steady_clock::now();
   torch::manual_seed(static_cast<uint64_t>(opt.seed));
-  auto batch = sample_julep(model.sampler, opt.count, opt.chunk, static_cast<uint64_t>(opt.seed),
-                            [&](int64_t done) {
-                              if (done == opt.count || done % (20 * opt.chunk) == 0) {
-                                fmt::print(stderr, "sampled {}/{}\n", done, opt.count);
-                              }
-                            });
+  torch::Tensor y, log_w;
+  std::string summary_line;
+  if (opt.method.empty()) {
+    auto batch = sample_julep(model.sampler, opt.count, opt.chunk, static_cast<uint64_t>(opt.seed),
+                              [&](int64_t done) {
+                                if (done == opt.count || done % (20 * opt.chunk) == 0) {
+                                  fmt::print(stderr, "sampled {}/{}\n", done, opt.count);
+                                }
+                              });
+    y = batch.y;
+    log_w = batch.log_w;
+  } else {
+    AnnealOptions anneal = config.anneal;
+    anneal.method = opt.method;
+    if (opt.steps > 0) anneal.steps = opt.steps;
+    if (opt.moves > 0) anneal.moves = opt.moves;
+    if (opt.chunk_given) anneal.chunk = opt.chunk;
+    check_anneal_options(anneal);
+    AnnealResult result;
+    run_annealing(model, anneal, opt.count, static_cast<uint64_t>(opt.seed), &result);
+    y = result.y;
+    log_w = result.log_w;
+  }
   std::vector<torch::Tensor> energies;
   for (int64_t i = 0; i < opt.count; i += opt.chunk) {
     torch::NoGradGuard no_grad;
-    energies.push_back(model.energy->value(batch.y.narrow(0, i, std::min(opt.chunk, opt.count - i)), 1.0)
+    energies.push_back(model.energy->value(y.narrow(0, i, std::min(opt.chunk, opt.count - i)), 1.0)
                            .to(torch::kCPU, torch::kFloat64));
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  auto summary = summarize_log_weights(batch.log_w);
-  write_npz(opt.out, {{"positions", model.energy->to_full(batch.y).to(torch::kCPU, torch::kFloat64)},
-                      {"log_w", batch.log_w.to(torch::kCPU)},
+  auto summary = summarize_log_weights(log_w);
+  write_npz(opt.out, {{"positions", model.energy->to_full(y).to(torch::kCPU, torch::kFloat64)},
+                      {"log_w", log_w.to(torch::kCPU)},
                       {"energies", torch::cat(energies)}});
-  fmt::print("{} samples, path ESS {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads; "
+  const bool smc = !opt.method.empty() && anneal_method_resamples(opt.method);
+  fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads; "
              "wrote {}\n",
-             opt.count, 100 * summary.ess, summary.log_z, summary.num_samples - summary.num_finite,
-             seconds, at::get_num_threads(), opt.out);
+             opt.count, smc ? "SMC final ESS" : "path ESS", 100 * summary.ess, summary.log_z,
+             summary.num_samples - summary.num_finite, seconds, at::get_num_threads(), opt.out);
 }
 
 }  // namespace
@@ -78,8 +105,19 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--num-samples", opt->count, "number of samples")->capture_default_str();
   cmd->add_option("--out", opt->out, "output .npz file")->required();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
-  cmd->add_option("--chunk", opt->chunk, "trajectories simulated at once")->capture_default_str();
-  cmd->callback([opt, &global] { run_sample(*opt, global); });
+  cmd->add_option("--chunk", opt->chunk,
+                  "trajectories simulated at once (with --method: default the config's [anneal] chunk, the "
+                  "SMC population)")
+      ->capture_default_str();
+  cmd->add_option("--method", opt->method,
+                  "annealing: ula, mala, julep, smc-ula, smc-mala or smc-julep (default: the trained kernel); "
+                  "mala and smc-mala need only the prior, e.g. a --stage mint run");
+  cmd->add_option("--steps", opt->steps, "MALA temperatures T (default: the config's [anneal] steps)");
+  cmd->add_option("--moves", opt->moves, "MALA moves per temperature (default: the config's [anneal] moves)");
+  cmd->callback([opt, cmd, &global] {
+    opt->chunk_given = cmd->count("--chunk") > 0;
+    run_sample(*opt, global);
+  });
 }
 
 }  // namespace mintjulep::cli

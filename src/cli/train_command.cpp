@@ -306,6 +306,10 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     metrics["path_ess"] = path.ess;
     metrics["log_z"] = path.log_z;
     metrics["sample_seconds"] = seconds;
+    if (config.anneal_configured) {
+      torch::manual_seed(config.seed + 2);
+      metrics["anneal"] = run_annealing(model, config.anneal, count, config.seed + 2);
+    }
   }
   metrics["train_seconds"] = train_seconds;
   save_metrics();

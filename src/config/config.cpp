@@ -89,10 +89,10 @@ RunConfig load_config(const std::string& path) {
   top.read("seed", c.seed);
   top.read("device", c.device);
   top.read("threads", c.threads);
-  top.reject_unknown({"prior", "mint", "network", "julep", "train"});
+  top.reject_unknown({"prior", "mint", "network", "julep", "train", "anneal"});
   check(!c.system.empty(), path + ": 'system' is missing, e.g. system = \"dw4\"");
   check(c.temperature >= 0.0, path + ": 'temperature' must be positive (kelvin)");
-  for (const char* section : {"prior", "mint", "network", "julep", "train"})
+  for (const char* section : {"prior", "mint", "network", "julep", "train", "anneal"})
     check(root.get(section) == nullptr || root.get(section)->is_table(),
           fmt::format("{}: '{}' must be a table ([{}])", path, section, section));
 
@@ -169,6 +169,25 @@ RunConfig load_config(const std::string& path) {
   train.read("eval_samples", c.path_eval_samples);
   train.read("baseline", c.baseline);
   train.reject_unknown();
+
+  c.anneal_configured = root.get("anneal") != nullptr;
+  c.anneal.steps = c.julep.steps;
+  Table anneal(root["anneal"].as_table(), "[anneal]", path);
+  anneal.read("method", c.anneal.method);
+  anneal.read("steps", c.anneal.steps);
+  anneal.read("moves", c.anneal.moves);
+  anneal.read("step_size", c.anneal.step_size);
+  anneal.read("target_acceptance", c.anneal.target_acceptance);
+  anneal.read("max_step_size", c.anneal.max_step_size);
+  anneal.read("pilot", c.anneal.pilot);
+  anneal.read("resample_threshold", c.anneal.resample_threshold);
+  anneal.read("chunk", c.anneal.chunk);
+  anneal.reject_unknown();
+  try {
+    check_anneal_options(c.anneal);
+  } catch (const Error& e) {
+    throw Error(path + ": [anneal] " + e.what());
+  }
 
   check(c.network.hidden >= 1 && c.network.layers >= 1 && c.network.rank >= 1 &&
             c.network.time_frequencies >= 0,

@@ -54,7 +54,8 @@ torch::Tensor JulepSamplerImpl::step_eps(double t_start) const {
   return log_eps[bin].exp();
 }
 
-JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, double t, Graph graph) {
+JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, double t, Graph graph,
+                                                       bool potential) {
   // grad_y U_t = -(1 - t) grad log q + t grad V(y, t) + t (1 - t) grad Util.
   torch::AutoGradMode enable(true);
   const bool differentiable = graph != Graph::none;
@@ -62,6 +63,7 @@ JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, d
   PointEval p;
   auto y_in = through_y ? y : y.detach().requires_grad_(true);
   torch::Tensor scalar = torch::zeros({}, y.options());
+  torch::Tensor util, path_log_q;  // per point, when computed
   const bool need_net = options_.use_a || options_.use_b || (options_.use_util && t > 0 && t < 1);
   if (need_net) {
     // The network runs in its own dtype; its outputs come back in the path's (float64).
@@ -69,19 +71,35 @@ JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, d
     auto out = network_->forward(y_in.to(net_type), t);
     if (options_.use_b) p.b = out.b.to(y.scalar_type());
     if (options_.use_a) p.h = out.h.to(y.scalar_type());
-    if (options_.use_util && t > 0 && t < 1)
-      scalar = scalar + t * (1 - t) * out.util.to(y.scalar_type()).sum();
+    if (options_.use_util && t > 0 && t < 1) {
+      util = out.util.to(y.scalar_type());
+      scalar = scalar + t * (1 - t) * util.sum();
+    }
   }
-  if (t < 1) scalar = scalar - (1 - t) * prior_->path_log_prob(y_in).to(y.scalar_type()).sum();
+  if (t < 1) {
+    path_log_q = prior_->path_log_prob(y_in).to(y.scalar_type());
+    scalar = scalar - (1 - t) * path_log_q.sum();
+  }
   torch::Tensor grad;
   if (scalar.requires_grad())
     grad = torch::autograd::grad({scalar}, {y_in}, {}, /*retain_graph=*/differentiable,
                                  /*create_graph=*/differentiable, /*allow_unused=*/true)[0];
   if (!grad.defined()) grad = torch::zeros_like(y);
+  torch::Tensor target_value;
   if (t > 0) {
-    auto target = through_y ? energy_->value_and_grad(y, t, /*create_graph=*/true).grad
-                            : energy_->value_and_grad(y.detach(), t).grad;
-    grad = grad + t * target.to(y.scalar_type());
+    auto target = through_y ? energy_->value_and_grad(y, t, /*create_graph=*/true)
+                            : energy_->value_and_grad(y.detach(), t);
+    grad = grad + t * target.grad.to(y.scalar_type());
+    target_value = target.value;
+  }
+  if (potential) {
+    // U_t = -(1 - t) path log q + t V(y, t) + t (1 - t) Util, as the score above.
+    torch::NoGradGuard no_grad;
+    auto u = torch::zeros({y.size(0)}, y.options().dtype(torch::kFloat64));
+    if (path_log_q.defined()) u = u - (1 - t) * path_log_q.detach().to(torch::kFloat64);
+    if (target_value.defined()) u = u + t * target_value.detach().to(torch::kFloat64);
+    if (util.defined()) u = u + t * (1 - t) * util.detach().to(torch::kFloat64);
+    p.u = u;
   }
   p.grad_u = differentiable ? grad : grad.detach();
   if (!differentiable) {
@@ -118,50 +136,80 @@ PathBatch JulepSamplerImpl::simulate(int64_t count, const std::vector<double>& t
   return simulate_from(prior_->sample(count), times, keep_path);
 }
 
+JulepSamplerImpl::State JulepSamplerImpl::State::index_select(const torch::Tensor& index) const {
+  const auto pick = [&](const torch::Tensor& t) { return t.defined() ? t.index_select(0, index) : t; };
+  State s;
+  s.y = pick(y);
+  s.point.b = pick(point.b);
+  s.point.h = pick(point.h);
+  s.point.grad_u = pick(point.grad_u);
+  s.point.u = pick(point.u);
+  return s;
+}
+
+JulepSamplerImpl::State JulepSamplerImpl::start(const torch::Tensor& y0, const std::vector<double>& times,
+                                                bool potential) {
+  check(static_cast<int64_t>(times.size()) == options_.steps + 1, "time grid must have T + 1 points");
+  State s;
+  s.y = y0.detach().to(log_eps.scalar_type());
+  s.point = evaluate(s.y, times[0], Graph::none, potential);
+  return s;
+}
+
+torch::Tensor JulepSamplerImpl::advance(State& state, const std::vector<double>& times, int64_t j,
+                                        const torch::Tensor& xi, bool potential) {
+  check(j >= 1 && j <= options_.steps, "advance: step j must be in 1..T");
+  const double t0 = times[static_cast<size_t>(j - 1)], t1 = times[static_cast<size_t>(j)];
+  const double dt = t1 - t0;
+  const auto& y = state.y;
+  torch::Tensor eps, y_next, next_mean, back_mean, increment;
+  {
+    torch::NoGradGuard no_grad;
+    eps = step_eps(t0).detach();
+    next_mean = forward_mean(state.point, y, dt, eps);
+    auto noise = xi.defined() ? xi.to(y.scalar_type()) : torch::randn_like(y);
+    y_next = next_mean + torch::sqrt(2 * eps * dt) * noise;
+  }
+  auto next = evaluate(y_next, t1, Graph::none, potential);
+  {
+    torch::NoGradGuard no_grad;
+    back_mean = backward_mean(next, y_next, dt, eps);
+    auto forward_sq = (y_next - next_mean).pow(2).sum({1, 2});
+    auto backward_sq = (y - back_mean).pow(2).sum({1, 2});
+    increment = ((forward_sq - backward_sq) / (4 * eps * dt)).to(torch::kFloat64);
+  }
+  state.y = y_next;
+  state.point = next;
+  return increment;
+}
+
 PathBatch JulepSamplerImpl::simulate_from(const torch::Tensor& y0, const std::vector<double>& times,
                                           bool keep_path, const torch::Tensor& noise) {
   const int64_t T = options_.steps;
   check(static_cast<int64_t>(times.size()) == T + 1, "time grid must have T + 1 points");
   PathBatch out;
   out.times = times;
-  auto y = y0.detach().to(log_eps.scalar_type());
+  auto state = start(y0, times);
   torch::Tensor log_w;
   {
     torch::NoGradGuard no_grad;
-    log_w = -prior_->log_prob(y);
+    log_w = -prior_->log_prob(state.y);
   }
   std::vector<torch::Tensor> path;
-  if (keep_path) path.push_back(y);
-  auto point = evaluate(y, times[0], Graph::none);
+  if (keep_path) path.push_back(state.y);
   for (int64_t j = 1; j <= T; ++j) {
-    const double t0 = times[static_cast<size_t>(j - 1)], t1 = times[static_cast<size_t>(j)];
-    const double dt = t1 - t0;
-    torch::Tensor eps, y_next, next_mean, back_mean;
-    PointEval next;
+    auto increment = advance(state, times, j, noise.defined() ? noise[j - 1] : torch::Tensor());
     {
       torch::NoGradGuard no_grad;
-      eps = step_eps(t0).detach();
-      next_mean = forward_mean(point, y, dt, eps);
-      auto xi = noise.defined() ? noise[j - 1].to(y.scalar_type()) : torch::randn_like(y);
-      y_next = next_mean + torch::sqrt(2 * eps * dt) * xi;
+      log_w = log_w + increment;
     }
-    next = evaluate(y_next, t1, Graph::none);
-    {
-      torch::NoGradGuard no_grad;
-      back_mean = backward_mean(next, y_next, dt, eps);
-      auto forward_sq = (y_next - next_mean).pow(2).sum({1, 2});
-      auto backward_sq = (y - back_mean).pow(2).sum({1, 2});
-      log_w = log_w + ((forward_sq - backward_sq) / (4 * eps * dt)).to(torch::kFloat64);
-    }
-    y = y_next;
-    point = next;
-    if (keep_path) path.push_back(y);
+    if (keep_path) path.push_back(state.y);
   }
   {
     torch::NoGradGuard no_grad;
-    log_w = log_w - energy_->value(y, 1.0).to(torch::kFloat64);
+    log_w = log_w - energy_->value(state.y, 1.0).to(torch::kFloat64);
   }
-  out.final = y;
+  out.final = state.y;
   out.log_w = log_w;
   if (keep_path) out.path = torch::stack(path, 1);
   return out;

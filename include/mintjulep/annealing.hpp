@@ -1,0 +1,75 @@
+#pragma once
+// Exact annealing on the path U_t = (1 - t) U_0 + t V(., t), U_0 = -path_log_prob (DESIGN.md
+// §4b): annealed importance sampling with Metropolis-adjusted Langevin (MALA) moves, and
+// sequential Monte Carlo (ESS-triggered systematic resampling) with either the MALA increments
+// or the Julep kernel's increments of §4 (the unadjusted AIS baseline is the Julep kernel with
+// A = b = Util = 0).
+//
+// MALA-AIS weights, with y_0 ~ q exactly and pi_j = exp(-U_{t_j}) for j >= 1:
+//   log w = [-U_{t_1}(y_0) - log q(y_0)] + sum_{j=2..T} [U_{t_{j-1}}(y_{j-1}) - U_{t_j}(y_{j-1})]
+// where y_j is y_{j-1} after `moves` MALA moves that leave pi_j invariant (U_{t_T} = V(., 1)).
+// The first increment uses the exact log q because exp(-U_0) is only a softened q. E[w] = Z.
+// Step sizes: one per temperature, fixed before a batch of weighted chains starts, tuned on a
+// pilot batch whose weights are discarded and refined after each chunk from that chunk's
+// acceptance: a weighted chain's step sizes never depend on any weighted chain's moves.
+#include <mintjulep/energy.hpp>
+#include <mintjulep/julep.hpp>
+#include <mintjulep/mint_prior.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mintjulep {
+
+struct AnnealOptions {
+  // "ula" / "julep": AIS with the given Julep kernel (ula: the untrained one, A = b = Util = 0);
+  // "mala": AIS with MALA moves; "smc-ula", "smc-julep", "smc-mala": the same increments with
+  // resampling.
+  std::string method = "mala";
+  int64_t steps = 100;               // T for the MALA methods (the Julep kernel has its own T)
+  int64_t moves = 1;                 // MALA moves per temperature
+  double step_size = 0.01;           // initial MALA step h: y' = y - h grad U + sqrt(2 h) xi
+  double target_acceptance = 0.57;
+  double max_step_size = 0.25;       // cap on h, in units of length_scale^2
+  int64_t pilot = 500;               // pilot chains that tune the step sizes (0: no pilot)
+  double resample_threshold = 0.5;   // SMC resamples when the normalised ESS falls below this
+  int64_t chunk = 10000;             // chains run at once (the SMC population)
+};
+
+// The methods anneal() accepts.
+const std::vector<std::string>& anneal_methods();
+bool anneal_method_uses_mala(const std::string& method);
+bool anneal_method_resamples(const std::string& method);
+// Throws Error unless the options are valid.
+void check_anneal_options(const AnnealOptions& options);
+
+struct AnnealResult {
+  torch::Tensor y;      // (count, M, n) final samples
+  // (count,) float64 final log weights. AIS: the path weights. SMC: the weights since the last
+  // resampling plus the log mean weights at that chunk's resamplings, so that in both cases
+  // log mean exp(log_w) = log Z_hat (SMC: the mean of the chunks' Z_hat).
+  torch::Tensor log_w;
+  double log_z = 0;
+  double ess = 0;       // normalised ESS of log_w: the path ESS for AIS, SMC's final ESS for SMC
+  int64_t num_non_finite = 0;
+  int64_t resampling_events = 0;          // summed over chunks
+  int64_t steps = 0;                      // T
+  std::vector<double> acceptance;         // MALA: per temperature j = 1..T, mean over chains and moves
+  std::vector<double> step_sizes;         // MALA: the step size used at each temperature (last chunk)
+  double seconds = 0;
+};
+
+// Runs `count` chains in chunks. MALA methods use prior and energy; ula/julep methods use
+// `kernel` (its prior, energy, T, eps), which must be given (for ula: A = b = Util = 0).
+// progress(done, count) after each chunk. Everything stays on the prior's device.
+AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
+                    JulepSampler kernel, int64_t count, uint64_t seed,
+                    const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Systematic resampling: `count` indices (int64, on log_w's device) drawn with probabilities
+// proportional to exp(log_w), using one uniform u in [0, 1).
+torch::Tensor systematic_resample(const torch::Tensor& log_w, double u);
+
+}  // namespace mintjulep

@@ -1,0 +1,282 @@
+#include <mintjulep/annealing.hpp>
+#include <mintjulep/error.hpp>
+#include <mintjulep/estimators.hpp>
+
+#include <fmt/format.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace mintjulep {
+
+const std::vector<std::string>& anneal_methods() {
+  static const std::vector<std::string> names{"ula", "mala", "julep", "smc-ula", "smc-mala", "smc-julep"};
+  return names;
+}
+
+bool anneal_method_uses_mala(const std::string& method) { return method == "mala" || method == "smc-mala"; }
+
+bool anneal_method_resamples(const std::string& method) { return method.rfind("smc-", 0) == 0; }
+
+void check_anneal_options(const AnnealOptions& o) {
+  const auto& names = anneal_methods();
+  check(std::find(names.begin(), names.end(), o.method) != names.end(),
+        fmt::format("annealing method '{}' is unknown; use ula, mala, julep, smc-ula, smc-mala or smc-julep",
+                    o.method));
+  check(o.steps >= 1, "annealing steps must be >= 1");
+  check(o.moves >= 1, "annealing moves per temperature must be >= 1");
+  check(o.step_size > 0, "annealing step_size must be positive");
+  check(o.max_step_size > 0, "annealing max_step_size must be positive");
+  check(o.target_acceptance > 0 && o.target_acceptance < 1, "annealing target_acceptance must be in (0, 1)");
+  check(o.pilot >= 0, "annealing pilot must be >= 0");
+  check(o.resample_threshold >= 0 && o.resample_threshold <= 1,
+        "annealing resample_threshold must be in [0, 1]");
+  check(o.chunk >= 1, "annealing chunk must be >= 1");
+}
+
+torch::Tensor systematic_resample(const torch::Tensor& log_w, double u) {
+  const int64_t n = log_w.size(0);
+  auto w = torch::softmax(log_w.to(torch::kFloat64), 0);
+  auto cdf = torch::cumsum(w, 0);
+  auto points = (torch::arange(n, w.options()) + u) / static_cast<double>(n);
+  // Guard against cdf[-1] < 1 by rounding: every point lands on a valid index.
+  return torch::searchsorted(cdf, points).clamp_max(n - 1);
+}
+
+namespace {
+
+constexpr double kGain = 1.0;  // log h += kGain (acceptance - target)
+
+// Normalised ESS of log weights; NaN when every weight is zero.
+double normalised_ess(const torch::Tensor& log_w) {
+  const double lse = torch::logsumexp(log_w, 0).item<double>();
+  const double lse2 = torch::logsumexp(2 * log_w, 0).item<double>();
+  return std::exp(2 * lse - lse2) / static_cast<double>(log_w.size(0));
+}
+
+torch::Tensor sanitize(const torch::Tensor& log_w) {
+  return torch::where(torch::isfinite(log_w), log_w,
+                      torch::full_like(log_w, -std::numeric_limits<double>::infinity()));
+}
+
+// Resamples when due; returns the indices (undefined when not resampled) and adds to log_z.
+torch::Tensor maybe_resample(torch::Tensor& log_w, double threshold, double& log_z, int64_t& events,
+                             std::mt19937_64& rng) {
+  log_w = sanitize(log_w);
+  const double ess = normalised_ess(log_w);
+  if (!(ess < threshold)) return {};  // also skips all-zero weights (NaN)
+  const double lse = torch::logsumexp(log_w, 0).item<double>();
+  log_z += lse - std::log(static_cast<double>(log_w.size(0)));
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  auto index = systematic_resample(log_w, uniform(rng));
+  log_w = torch::zeros_like(log_w);
+  ++events;
+  return index;
+}
+
+struct Potential {
+  torch::Tensor u;     // (B,) float64, U_t(y)
+  torch::Tensor grad;  // (B, M, n)
+};
+
+// U_t(y) = -(1 - t) path_log_prob(y) + t V(y, t) and its gradient in y.
+Potential potential(MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& y, double t) {
+  Potential p;
+  p.u = torch::zeros({y.size(0)}, y.options().dtype(torch::kFloat64));
+  p.grad = torch::zeros_like(y);
+  if (t < 1) {
+    torch::AutoGradMode enable(true);
+    auto yy = y.detach().requires_grad_(true);
+    auto log_q = prior->path_log_prob(yy);
+    auto g = torch::autograd::grad({log_q.sum()}, {yy})[0];
+    p.u = p.u - (1 - t) * log_q.detach().to(torch::kFloat64);
+    p.grad = p.grad - (1 - t) * g.detach().to(y.scalar_type());
+  }
+  if (t > 0) {
+    auto vg = energy.value_and_grad(y.detach(), t);
+    p.u = p.u + t * vg.value.detach().to(torch::kFloat64);
+    p.grad = p.grad + t * vg.grad.detach().to(y.scalar_type());
+  }
+  return p;
+}
+
+// One MALA move for exp(-U_t) with step h; updates y and cur, returns the acceptance rate.
+double mala_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur,
+                 double t, double h) {
+  auto xi = torch::randn_like(y);
+  auto proposal = y - h * cur.grad + std::sqrt(2 * h) * xi;
+  auto p = potential(prior, energy, proposal, t);
+  auto back = y - proposal + h * p.grad;
+  // log pi(y') q(y | y') - log pi(y) q(y' | y); q(y' | y) has exponent -|xi|^2 / 2.
+  auto log_alpha = (cur.u - p.u) +
+                   (0.5 * xi.pow(2).sum({1, 2}) - back.pow(2).sum({1, 2}) / (4 * h)).to(torch::kFloat64);
+  auto u = torch::rand({y.size(0)}, log_alpha.options());
+  auto accept = torch::isfinite(log_alpha) & (torch::log(u) < log_alpha);
+  auto accept3 = accept.view({-1, 1, 1});
+  y = torch::where(accept3, proposal, y);
+  cur.u = torch::where(accept, p.u, cur.u);
+  cur.grad = torch::where(accept3, p.grad, cur.grad);
+  return accept.to(torch::kFloat64).mean().item<double>();
+}
+
+struct ChunkResult {
+  torch::Tensor y, log_w;
+  int64_t resampling_events = 0;
+  std::vector<double> acceptance;  // per temperature
+};
+
+// MALA-AIS / SMC on B chains with per-temperature step sizes h (T entries). With `online` (the
+// pilot, whose weights are discarded) h adapts after every move and carries to the next
+// temperature; otherwise h is fixed for the whole chunk.
+ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const AnnealOptions& o,
+                           int64_t count, std::vector<double>& h, bool online, std::mt19937_64& rng) {
+  torch::NoGradGuard no_grad;
+  const int64_t T = o.steps;
+  const bool resample = anneal_method_resamples(o.method);
+  const double length = energy.energy().length_scale();
+  const double h_max = o.max_step_size * length * length, h_min = 1e-12 * length * length;
+  ChunkResult out;
+  out.acceptance.assign(static_cast<size_t>(T), 0.0);
+  auto y = prior->sample(count);
+  auto log_w = -prior->log_prob(y).detach().to(torch::kFloat64);
+  Potential cur;
+  double log_z = 0;
+  for (int64_t j = 1; j <= T; ++j) {
+    const double t = static_cast<double>(j) / static_cast<double>(T);
+    auto next = potential(prior, energy, y, t);
+    // j = 1: -U_{t_1}(y_0) - log q(y_0); later: U_{t_{j-1}}(y_{j-1}) - U_{t_j}(y_{j-1}).
+    log_w = j == 1 ? log_w - next.u : log_w + (cur.u - next.u);
+    cur = next;
+    if (resample && j < T) {
+      auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, rng);
+      if (index.defined()) {
+        y = y.index_select(0, index);
+        cur.u = cur.u.index_select(0, index);
+        cur.grad = cur.grad.index_select(0, index);
+      }
+    }
+    double step = h[static_cast<size_t>(j - 1)], accepted = 0;
+    for (int64_t m = 0; m < o.moves; ++m) {
+      const double rate = mala_move(prior, energy, y, cur, t, step);
+      accepted += rate;
+      if (online) step = std::clamp(step * std::exp(kGain * (rate - o.target_acceptance)), h_min, h_max);
+    }
+    out.acceptance[static_cast<size_t>(j - 1)] = accepted / static_cast<double>(o.moves);
+    if (online) {
+      h[static_cast<size_t>(j - 1)] = step;
+      if (j < T) h[static_cast<size_t>(j)] = step;
+    }
+  }
+  out.y = y;
+  out.log_w = (resample ? sanitize(log_w) : log_w) + log_z;
+  return out;
+}
+
+// The Julep kernel's increments (§4) on B chains; with resampling the intermediate weights use
+// gamma_j = exp(-U_{t_j}) (gamma_0 = q exactly, gamma_T = exp(-V(., 1))), which telescope to
+// the path weight of §4.
+ChunkResult run_julep_chunk(JulepSampler& kernel, const AnnealOptions& o, int64_t count,
+                            std::mt19937_64& grid_rng, std::mt19937_64& rng) {
+  ChunkResult out;
+  auto times = kernel->time_grid(grid_rng);
+  if (!anneal_method_resamples(o.method)) {
+    auto batch = kernel->simulate(count, times, /*keep_path=*/false);
+    out.y = batch.final.detach();
+    out.log_w = batch.log_w.detach();
+    return out;
+  }
+  const int64_t T = kernel->options().steps;
+  auto state = kernel->start(kernel->prior()->sample(count), times, /*potential=*/true);
+  torch::Tensor log_gamma, log_w;
+  {
+    torch::NoGradGuard no_grad;
+    log_gamma = kernel->prior()->log_prob(state.y).detach().to(torch::kFloat64);
+    log_w = torch::zeros_like(log_gamma);
+  }
+  double log_z = 0;
+  for (int64_t j = 1; j <= T; ++j) {
+    auto increment = kernel->advance(state, times, j, {}, /*potential=*/true);
+    torch::NoGradGuard no_grad;
+    auto next_gamma = -state.point.u;
+    log_w = log_w + increment + (next_gamma - log_gamma);
+    log_gamma = next_gamma;
+    if (j < T) {
+      auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, rng);
+      if (index.defined()) {
+        state = state.index_select(index);
+        log_gamma = log_gamma.index_select(0, index);
+      }
+    }
+  }
+  out.y = state.y.detach();
+  out.log_w = sanitize(log_w) + log_z;
+  return out;
+}
+
+}  // namespace
+
+AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
+                    JulepSampler kernel, int64_t count, uint64_t seed,
+                    const std::function<void(int64_t, int64_t)>& progress) {
+  check_anneal_options(options);
+  check(count >= 1, "annealing needs count >= 1");
+  const bool mala = anneal_method_uses_mala(options.method);
+  if (!mala) {
+    check(!kernel.is_empty(), fmt::format("annealing method '{}' needs a Julep kernel", options.method));
+    const auto& ko = kernel->options();
+    if (options.method == "ula" || options.method == "smc-ula")
+      check(!ko.use_a && !ko.use_b && !ko.use_util,
+            fmt::format("annealing method '{}' needs the untrained kernel (A = b = Util = 0)", options.method));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  torch::manual_seed(seed);
+  std::mt19937_64 grid_rng(seed);  // the time grids, as sample_julep draws them
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
+  std::mt19937_64 rng(seq);  // resampling uniforms
+  AnnealResult result;
+  result.steps = mala ? options.steps : kernel->options().steps;
+  std::vector<double> h(static_cast<size_t>(options.steps), options.step_size);
+  if (mala) {
+    const double length = energy.energy().length_scale();
+    for (auto& v : h) v = std::min(v, options.max_step_size * length * length);
+    result.acceptance.assign(static_cast<size_t>(options.steps), 0.0);
+    if (options.pilot > 0) run_mala_chunk(prior, energy, options, options.pilot, h, /*online=*/true, rng);
+  }
+  std::vector<torch::Tensor> ys, log_ws;
+  for (int64_t done = 0; done < count;) {
+    const int64_t b = std::min(options.chunk, count - done);
+    ChunkResult chunk;
+    if (mala) {
+      result.step_sizes = h;
+      chunk = run_mala_chunk(prior, energy, options, b, h, /*online=*/false, rng);
+      // The next chunks' step sizes from this chunk's acceptance (never this chunk's own).
+      const double length = energy.energy().length_scale();
+      for (size_t j = 0; j < h.size(); ++j) {
+        result.acceptance[j] += chunk.acceptance[j] * static_cast<double>(b) / static_cast<double>(count);
+        h[j] = std::clamp(h[j] * std::exp(kGain * (chunk.acceptance[j] - options.target_acceptance)),
+                          1e-12 * length * length, options.max_step_size * length * length);
+      }
+    } else {
+      chunk = run_julep_chunk(kernel, options, b, grid_rng, rng);
+    }
+    ys.push_back(chunk.y);
+    log_ws.push_back(chunk.log_w);
+    result.resampling_events += chunk.resampling_events;
+    done += b;
+    if (progress) progress(done, count);
+  }
+  result.y = torch::cat(ys);
+  result.log_w = torch::cat(log_ws);
+  auto summary = summarize_log_weights(result.log_w);
+  result.log_z = summary.log_z;
+  result.ess = summary.ess;
+  result.num_non_finite = summary.num_samples - summary.num_finite;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace mintjulep

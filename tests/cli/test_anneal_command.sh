@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# End-to-end check of the exact annealing (DESIGN.md §4b): `train` with an [anneal] section and
+# no kernel training reports the separately named quantities, `sample --method` gives weighted
+# samples from a prior-only run, and bad [anneal] values exit 2 with one line.
+set -uo pipefail
+bin=${MINTJULEP:?set MINTJULEP to the mintjulep binary}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
+
+cat >"$work/tiny.toml" <<'TOML'
+system = "dw4"
+[prior]
+components = 4
+[mint]
+steps = 20
+samples = 128
+log_every = 10
+eval_samples = 300
+[network]
+hidden = 8
+layers = 1
+[julep]
+steps = 5
+eps = 0.05
+[train]
+iterations = 0
+eval_samples = 300
+[anneal]
+method = "smc-mala"
+steps = 6
+moves = 2
+pilot = 50
+chunk = 150
+resample_threshold = 0.7
+TOML
+"$bin" train "$work/tiny.toml" --out "$work/run" --seed 1 --threads 1 >"$work/out" 2>&1 || fail "train exited $?: $(cat "$work/out")"
+grep -q "anneal smc-mala (T = 6, 2 moves per temperature): SMC final ESS" "$work/out" || fail "no anneal summary: $(cat "$work/out")"
+python3 - "$work/run/metrics.json" <<'PY' || fail "metrics.json anneal block: $(cat "$work/run/metrics.json")"
+import json, math, sys
+m = json.load(open(sys.argv[1]))
+a = m["anneal"]
+assert a["method"] == "smc-mala" and a["steps"] == 6 and a["num_samples"] == 300, a
+assert "smc_final_ess" in a and "path_ess" not in a, a
+assert math.isfinite(a["log_z"]) and a["resampling_events"] >= 0, a
+assert len(a["acceptance"]) == 6 and len(a["step_sizes"]) == 6, a
+for key in ("ais_path_ess", "ais_log_z", "path_ess", "log_z"):  # the existing keys stay
+    assert key in m, key
+PY
+
+# A prior-only run sampled with MALA-AIS and SMC: no kernel checkpoint needed.
+"$bin" train "$work/tiny.toml" --out "$work/mint" --stage mint --threads 1 >/dev/null 2>&1 || fail "mint stage exited $?"
+[ -e "$work/mint/sampler.pt" ] && fail "mint stage wrote a kernel"
+"$bin" sample "$work/mint" --method mala --steps 4 --num-samples 200 --out "$work/m.npz" --threads 1 >"$work/out2" 2>&1 || fail "sample --method mala exited $?: $(cat "$work/out2")"
+grep -q "anneal mala (T = 4, 2 moves per temperature): path ESS" "$work/out2" || fail "no MALA summary: $(cat "$work/out2")"
+grep -q "200 samples, path ESS" "$work/out2" || fail "sample did not report the path ESS"
+[ -s "$work/m.npz" ] || fail "no npz written"
+"$bin" sample "$work/mint" --method smc-mala --num-samples 200 --chunk 100 --out "$work/s.npz" --threads 1 >"$work/out3" 2>&1 || fail "sample --method smc-mala exited $?: $(cat "$work/out3")"
+grep -q "200 samples, SMC final ESS" "$work/out3" || fail "sample did not report SMC's final ESS: $(cat "$work/out3")"
+"$bin" sample "$work/mint" --method ula --num-samples 50 --out "$work/u.npz" --threads 1 >"$work/out4" 2>&1 || fail "sample --method ula exited $?: $(cat "$work/out4")"
+grep -q "path ESS" "$work/out4" || fail "ula did not report the path ESS"
+expect_error "julep without a kernel" "sampler.pt" sample "$work/mint" --method julep --out "$work/x.npz" --threads 1
+expect_error "unknown method" "annealing method 'hmc' is unknown" sample "$work/mint" --method hmc --out "$work/x.npz" --threads 1
+
+# Bad [anneal] values.
+sed 's/method = "smc-mala"/method = "smc"/' "$work/tiny.toml" >"$work/bad1.toml"
+expect_error "bad method" "[anneal] annealing method 'smc' is unknown" train "$work/bad1.toml" --out "$work/bad"
+sed 's/resample_threshold = 0.7/resample_threshold = 1.5/' "$work/tiny.toml" >"$work/bad2.toml"
+expect_error "bad threshold" "resample_threshold must be in [0, 1]" train "$work/bad2.toml" --out "$work/bad"
+sed 's/moves = 2/moves = 2\nmove = 1/' "$work/tiny.toml" >"$work/bad3.toml"
+expect_error "unknown key" "unknown key 'move' in [anneal]" train "$work/bad3.toml" --out "$work/bad"
+sed 's/moves = 2/moves = 0/' "$work/tiny.toml" >"$work/bad4.toml"
+expect_error "no moves" "moves per temperature must be >= 1" train "$work/bad4.toml" --out "$work/bad"
+finish test_anneal_command
