@@ -7,12 +7,17 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <mintjulep/internal_coordinates.hpp>
+
 #include <array>
 #include <string>
+#include <vector>
 
 namespace mintjulep {
 
 struct MintPriorOptions {
+  // "independent" (§3) or "internal" (§3c: molecules; needs anchor and bonds).
+  std::string family = "independent";
   int64_t num_free = 0;     // M = N - 1 particles besides the anchor
   int64_t dim = 3;          // n = 2 or 3
   int64_t components = 16;  // K
@@ -33,6 +38,9 @@ struct MintPriorOptions {
   // soft-core end of the path, then on the target).
   std::string init = "random";
   double init_noise = 0.0;
+  // Internal family: the anchor's particle index and the bond graph (particle index pairs).
+  int64_t anchor = -1;
+  std::vector<std::array<int64_t, 2>> bonds;
 };
 
 class MintPriorImpl : public torch::nn::Module {
@@ -58,6 +66,25 @@ class MintPriorImpl : public torch::nn::Module {
   // log distance. Weights, kappa and sigma are left as they are.
   void initialize_from(const torch::Tensor& templates);
 
+  // Coordinates of the correlated (internal) family. z (B, D) of y (B, M, n): for the internal
+  // family (log r, logit(theta / pi), phi) in the Z-matrix layout; log_frame_jacobian(z) =
+  // log q(y) - log p_z(z) for the density p_z of z with uniform orientation; from_frame_coordinates
+  // rebuilds y in the canonical orientation (differentiable); reflect negates what R_s negates.
+  torch::Tensor frame_coordinates(const torch::Tensor& y) const;
+  torch::Tensor log_frame_jacobian(const torch::Tensor& z) const;
+  torch::Tensor from_frame_coordinates(const torch::Tensor& z) const;
+  torch::Tensor reflect_frame_coordinates(const torch::Tensor& z) const;
+  int64_t frame_dim() const;  // D = 3N - 6
+  // Sets every component: means (K, D) in z, precisions (K, D, D) of a Gaussian in z,
+  // log_weights (K) unnormalised. Internal family: the torsion centres go to the means'
+  // torsions, and the precision is carried over to u = tan((phi - centre) / 2) ~ (phi - centre) / 2.
+  void set_gaussian_components(const torch::Tensor& means, const torch::Tensor& precisions,
+                               const torch::Tensor& log_weights);
+  // The upper-triangular precision factor U_k (Sigma_k^-1 = U_k^T U_k), (K, D, D).
+  torch::Tensor precision_factor() const;
+  bool internal() const { return options_.family == "internal"; }
+  const ZMatrix& zmatrix() const { return zmatrix_; }
+
   const MintPriorOptions& options() const { return options_; }
   torch::Tensor weights() const { return torch::softmax(logits, 0); }
   torch::Tensor kappa() const { return log_kappa.exp(); }
@@ -69,14 +96,28 @@ class MintPriorImpl : public torch::nn::Module {
 
   // Parameters: logits (K), mu (K, M, n) unnormalised, log_kappa (K), rho (K, M), log_sigma (K, M).
   torch::Tensor logits, mu, log_kappa, rho, log_sigma;
+  // Internal family: logits (K), mean (K, D) of u, precision_upper (K, D, D; strictly upper
+  // triangle used), log_precision_diag (K, D), torsion_centre (K, T).
+  torch::Tensor mean, precision_upper, log_precision_diag, torsion_centre;
 
  private:
   torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first, double softening);
   torch::Tensor fixed_log_prob(const torch::Tensor& y);
   torch::Tensor component_directions() const;  // rows used by repulsion(), (K, M, n)
 
+  void setup_internal();
+  torch::Tensor internal_z(const torch::Tensor& c) const;               // c -> z
+  torch::Tensor internal_coordinates_of(const torch::Tensor& z) const;  // z -> c
+  torch::Tensor internal_log_jacobian(const torch::Tensor& z) const;    // log |dc/dz|
+  torch::Tensor internal_log_prob(const torch::Tensor& y);
+  torch::Tensor internal_sample(const torch::Tensor& k);
+  torch::Tensor internal_centres() const;  // z of each component's centre, (K, D)
+  torch::Tensor draw_gaussian(const torch::Tensor& k);  // m_k + U_k^-1 e, (B, D)
+
   MintPriorOptions options_;
   torch::Tensor order_, inverse_order_;  // frame rows first, and back
+  ZMatrix zmatrix_;
+  torch::Tensor length_index_, angle_index_, torsion_index_, reflect_sign_;
 };
 TORCH_MODULE(MintPrior);
 

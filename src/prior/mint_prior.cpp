@@ -33,6 +33,10 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
                     M - 1));
   check(options_.radius > 0 && options_.sigma > 0 && options_.kappa > 0,
         "prior radius, sigma and kappa must be positive");
+  check(options_.family == "independent" || options_.family == "internal",
+        fmt::format("prior family must be \"independent\" or \"internal\", got \"{}\"", options_.family));
+  check(options_.invariant || options_.family == "independent",
+        "the internal prior family is always invariant; set invariant = true or family = \"independent\"");
 
   std::vector<int64_t> order = {f1, f2};
   for (int64_t i = 0; i < M; ++i)
@@ -44,6 +48,10 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
 
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   logits = register_parameter("logits", torch::zeros({K}, f64));
+  if (internal()) {
+    setup_internal();
+    return;
+  }
   mu = register_parameter("mu", normalize_rows(torch::randn({K, M, n}, f64)));
   log_kappa = register_parameter("log_kappa", torch::full({K}, std::log(options_.kappa), f64));
   rho = register_parameter(
@@ -58,6 +66,14 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
         fmt::format("prior templates must have shape ({}, {}, {})", K, M, n));
   torch::NoGradGuard no_grad;
   auto y = templates.to(logits.options());
+  if (internal()) {
+    // Centres on the templates: torsion centres at their torsions, u-means at theirs.
+    auto z = frame_coordinates(y);
+    const auto ti = torsion_index_.to(z.device());
+    torsion_centre.copy_(z.index_select(1, ti));
+    mean.copy_(z.index_fill(1, ti, 0.0));
+    return;
+  }
   torch::Tensor coords;  // (K, M, n) in the component frame (frame order), or global
   if (!options_.invariant) {
     coords = y;
@@ -92,19 +108,24 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
   rho.copy_(radius.log());
 }
 
-torch::Tensor MintPriorImpl::unit_directions() const { return normalize_rows(mu); }
+torch::Tensor MintPriorImpl::unit_directions() const {
+  check(!internal(), "unit_directions: the internal prior family has no per-particle directions");
+  return normalize_rows(mu);
+}
 
 torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
   const int64_t M = options_.num_free, n = options_.dim;
   check(y.dim() == 3 && y.size(1) == M && y.size(2) == n,
         fmt::format("prior input must have shape (B, {}, {})", M, n));
   auto y64 = y.to(torch::kFloat64);
+  if (internal()) return internal_log_prob(y64);
   if (!options_.invariant) return fixed_log_prob(y64);
   return invariant_log_prob(y64.index_select(1, order_.to(y.device())), 0.0);
 }
 
 torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
-  if (!options_.invariant || options_.dim != 3) return log_prob(y);
+  // The internal family vanishes smoothly where its coordinates degenerate: no softening.
+  if (internal() || !options_.invariant || options_.dim != 3) return log_prob(y);
   check(y.dim() == 3 && y.size(1) == options_.num_free && y.size(2) == options_.dim,
         fmt::format("prior input must have shape (B, {}, {})", options_.num_free, options_.dim));
   return invariant_log_prob(y.to(torch::kFloat64).index_select(1, order_.to(y.device())),
@@ -175,6 +196,7 @@ torch::Tensor MintPriorImpl::sample(int64_t count) {
 }
 
 torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
+  if (internal()) return internal_sample(k);
   const int64_t M = options_.num_free, n = options_.dim, count = k.numel();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
   auto mu_k = unit_directions().index_select(0, k);  // (B, M, n)
@@ -236,11 +258,13 @@ torch::Tensor MintPriorImpl::component_directions() const {
 }
 
 torch::Tensor MintPriorImpl::component_configurations() const {
+  if (internal()) return from_frame_coordinates(internal_centres());
   return component_directions() * rho.exp().unsqueeze(-1);
 }
 
 torch::Tensor MintPriorImpl::repulsion() {
-  if (options_.components < 2) return torch::zeros({}, logits.options());
+  // The internal family has no direction Gram matrices: its components start on distinct minima.
+  if (internal() || options_.components < 2) return torch::zeros({}, logits.options());
   auto dirs = component_directions();
   auto gram = torch::matmul(dirs, dirs.transpose(1, 2)).flatten(1);  // (K, M*M)
   auto unit = gram / gram.pow(2).sum(-1, true).sqrt();
