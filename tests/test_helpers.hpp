@@ -1,8 +1,13 @@
 #pragma once
-// Shared helpers for the test suite: reproducible configurations and random symmetries.
+// Shared helpers for the test suite: reproducible configurations, random symmetries and the
+// devices the device-parametrised tests run on.
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 namespace mintjulep::testing {
 
@@ -36,4 +41,28 @@ inline double max_relative_error(const torch::Tensor& a, const torch::Tensor& b)
   return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item<double>();
 }
 
+// The devices every device-parametrised test is instantiated for: "cpu" and "cuda". The cuda
+// instances skip themselves (MINTJULEP_SKIP_UNLESS_DEVICE) where no GPU is present, so that
+// every machine lists the same tests.
+inline std::vector<std::string> test_devices() { return {"cpu", "cuda"}; }
+
+inline bool device_available(const std::string& device) {
+  return device == "cpu" || (device.rfind("cuda", 0) == 0 && torch::cuda::is_available());
+}
+
+// The devices this machine can run: cpu always, cuda when LibTorch sees a GPU.
+inline std::vector<std::string> available_test_devices() {
+  std::vector<std::string> out;
+  for (const auto& d : test_devices())
+    if (device_available(d)) out.push_back(d);
+  return out;
+}
+
 }  // namespace mintjulep::testing
+
+// In a test body or SetUp: skips the test where `device` (a std::string) cannot run.
+#define MINTJULEP_SKIP_UNLESS_DEVICE(device)                                 \
+  do {                                                                       \
+    if (!::mintjulep::testing::device_available(device))                     \
+      GTEST_SKIP() << "no " << (device) << " device: CUDA is not available"; \
+  } while (false)

@@ -3,7 +3,7 @@
 #include <mintjulep/energy.hpp>
 #include <mintjulep/error.hpp>
 #include <mintjulep/internal_coordinates.hpp>
-#include <mintjulep/internal_harmonic.hpp>
+#include <mintjulep/harmonic_prior.hpp>
 #include <mintjulep/mint_prior.hpp>
 #include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/ramachandran.hpp>
@@ -336,6 +336,17 @@ TEST(BasinDiscovery, RandomRotamersOfAlanineDipeptideReachItsBackboneBasins) {
   std::string names;
   for (const auto& f : found) names += f + " ";
   EXPECT_GE(found.size(), 4u) << names;
+
+  // Harmonic components on these minima: an exact prior whose samples have finite energies.
+  auto prior = ala2_prior(a, 6, 23);
+  auto result = initialize_harmonic_prior_from(prior, a.energy, minima);
+  EXPECT_GE(result.distinct, 4);
+  torch::NoGradGuard no_grad;
+  auto y = prior->sample(256);
+  auto log_w = -a.energy.value(y) - prior->log_prob(y);
+  EXPECT_TRUE(torch::isfinite(log_w).all().item<bool>());
+  auto w = torch::softmax(log_w, 0);
+  EXPECT_GT(1.0 / w.pow(2).sum().item<double>() / 256, 0.01);  // prior ESS above 1 % (6 components, no training)
 }
 
 }  // namespace

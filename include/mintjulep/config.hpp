@@ -2,7 +2,7 @@
 // Run configuration, read from a TOML file. Every key is documented in README.md; an
 // unknown key is an error (it is almost always a typo that would silently be ignored).
 #include <mintjulep/egnn.hpp>
-#include <mintjulep/internal_harmonic.hpp>
+#include <mintjulep/harmonic_prior.hpp>
 #include <mintjulep/julep.hpp>
 #include <mintjulep/julep_training.hpp>
 #include <mintjulep/mint_prior.hpp>
@@ -22,7 +22,7 @@ struct RunConfig {
   std::string device = "cpu";
   int threads = 0;                      // 0: one per core
   MintPriorOptions prior;               // radius <= 0: the system's length scale
-  InternalHarmonicOptions harmonic;     // init = "harmonic"
+  HarmonicOptions harmonic;             // init = "harmonic"
   MintTrainingOptions mint;
   int64_t eval_samples = 10000;         // fresh samples for the reported ESS
   EgnnOptions network;

@@ -1,8 +1,13 @@
 #pragma once
-// The Mint prior (DESIGN.md §3): a mixture of K components, each a product of per-particle
-// projected-normal x log-normal densities, made exactly O(n)-invariant by placing it in the
-// frame of two frame particles with a uniformly random frame orientation and averaged
-// reflections. Lives on anchored coordinates y (B, M, n), M = N - 1. All in float64.
+// The Mint prior (DESIGN.md §3, §3b): a mixture of K components placed in the frame of two
+// frame particles, with a uniformly random frame orientation and averaged reflections, so
+// that it is exactly O(n)-invariant. Two component families:
+//   "independent" (§3): a product of per-particle projected-normal x log-normal densities
+//     (the paper's family);
+//   "gaussian" (§3b): a full Gaussian in the frame coordinates z(y) (log r_1, [a_2, log b_2,]
+//     the other particles' frame coordinates), which can represent correlations inside a
+//     basin (a harmonic superposition when initialised from Hessians at minima).
+// Lives on anchored coordinates y (B, M, n), M = N - 1. All in float64.
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
@@ -16,7 +21,7 @@
 namespace mintjulep {
 
 struct MintPriorOptions {
-  // "independent" (§3) or "internal" (§3c: molecules; needs anchor and bonds).
+  // "independent" (§3), "gaussian" (§3b) or "internal" (§3c: molecules; needs anchor and bonds).
   std::string family = "independent";
   int64_t num_free = 0;     // M = N - 1 particles besides the anchor
   int64_t dim = 3;          // n = 2 or 3
@@ -36,6 +41,9 @@ struct MintPriorOptions {
   // init_noise (length units) of independent noise per component; "minima": each component
   // centred on the local minimum reached from its own random compact start (L-BFGS on the
   // soft-core end of the path, then on the target).
+  // "harmonic" (gaussian family): components on distinct local minima found from random
+  // starts, covariance = inverse Hessian of U in the frame coordinates, weights from the
+  // harmonic free energies (see harmonic_prior.hpp).
   std::string init = "random";
   double init_noise = 0.0;
   // Internal family: the anchor's particle index and the bond graph (particle index pairs).
@@ -66,43 +74,53 @@ class MintPriorImpl : public torch::nn::Module {
   // log distance. Weights, kappa and sigma are left as they are.
   void initialize_from(const torch::Tensor& templates);
 
-  // Coordinates of the correlated (internal) family. z (B, D) of y (B, M, n): for the internal
-  // family (log r, logit(theta / pi), phi) in the Z-matrix layout; log_frame_jacobian(z) =
-  // log q(y) - log p_z(z) for the density p_z of z with uniform orientation; from_frame_coordinates
-  // rebuilds y in the canonical orientation (differentiable); reflect negates what R_s negates.
-  torch::Tensor frame_coordinates(const torch::Tensor& y) const;
-  torch::Tensor log_frame_jacobian(const torch::Tensor& z) const;
-  torch::Tensor from_frame_coordinates(const torch::Tensor& z) const;
-  torch::Tensor reflect_frame_coordinates(const torch::Tensor& z) const;
-  int64_t frame_dim() const;  // D = 3N - 6
-  // Sets every component: means (K, D) in z, precisions (K, D, D) of a Gaussian in z,
-  // log_weights (K) unnormalised. Internal family: the torsion centres go to the means'
-  // torsions, and the precision is carried over to u = tan((phi - centre) / 2) ~ (phi - centre) / 2.
+  // Gaussian family: sets every component at once. means (K, D) frame coordinates,
+  // precisions (K, D, D) symmetric positive definite, log_weights (K) unnormalised.
   void set_gaussian_components(const torch::Tensor& means, const torch::Tensor& precisions,
                                const torch::Tensor& log_weights);
-  // The upper-triangular precision factor U_k (Sigma_k^-1 = U_k^T U_k), (K, D, D).
-  torch::Tensor precision_factor() const;
+
+  // The frame coordinates z (B, D) of y (B, M, n) with reflection s = +1 (DESIGN.md §3b),
+  // D = 2N - 3 in 2D, 3N - 6 in 3D; and log_frame_jacobian(z) = log q(y) - log p_z(z) for the
+  // averaged orientation (-log(2 pi r_1^2) in 2D, -log(8 pi^2 r_1^3 b_2^2) in 3D).
+  torch::Tensor frame_coordinates(const torch::Tensor& y) const;
+  torch::Tensor log_frame_jacobian(const torch::Tensor& z) const;
+  // y (B, M, n) in the canonical orientation (e1, e2, e3 the coordinate axes) from z (B, D);
+  // differentiable. Inverse of frame_coordinates up to a rotation.
+  torch::Tensor from_frame_coordinates(const torch::Tensor& z) const;
+  // z with every reflected coordinate negated (R_s, s = -1).
+  torch::Tensor reflect_frame_coordinates(const torch::Tensor& z) const;
+  int64_t frame_dim() const;  // D
+  // Internal family (§3c): the same coordinate map with z = (log r, logit(theta / pi), phi) in
+  // the Z-matrix layout; set_gaussian_components puts the torsion centres on the means' torsions
+  // and carries the precision over to u = tan((phi - centre) / 2) ~ (phi - centre) / 2.
   bool internal() const { return options_.family == "internal"; }
+  bool correlated() const { return gaussian() || internal(); }  // a full Gaussian per component
   const ZMatrix& zmatrix() const { return zmatrix_; }
 
   const MintPriorOptions& options() const { return options_; }
+  bool gaussian() const { return options_.family == "gaussian"; }
   torch::Tensor weights() const { return torch::softmax(logits, 0); }
   torch::Tensor kappa() const { return log_kappa.exp(); }
   torch::Tensor sigma() const { return log_sigma.exp(); }
+  // Gaussian family: the upper-triangular precision factor U_k (Sigma_k^-1 = U_k^T U_k), (K, D, D).
+  torch::Tensor precision_factor() const;
   torch::Tensor unit_directions() const;  // (K, M, n), normalised mu
   // Each component's most typical configuration (median radii along mu, in its own frame,
   // reflection s = +1), shape (K, M, n): what a component "is", for summaries and plots.
   torch::Tensor component_configurations() const;
 
-  // Parameters: logits (K), mu (K, M, n) unnormalised, log_kappa (K), rho (K, M), log_sigma (K, M).
+  // Parameters. Independent family: logits (K), mu (K, M, n) unnormalised, log_kappa (K),
+  // rho (K, M), log_sigma (K, M). Gaussian family: logits (K), mean (K, D), precision_upper
+  // (K, D, D; only its strictly upper triangle is used) and log_precision_diag (K, D).
   torch::Tensor logits, mu, log_kappa, rho, log_sigma;
-  // Internal family: logits (K), mean (K, D) of u, precision_upper (K, D, D; strictly upper
-  // triangle used), log_precision_diag (K, D), torsion_centre (K, T).
+  // Internal family: the same, with mean (K, D) of u and torsion_centre (K, T).
   torch::Tensor mean, precision_upper, log_precision_diag, torsion_centre;
 
  private:
   torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first, double softening);
   torch::Tensor fixed_log_prob(const torch::Tensor& y);
+  torch::Tensor gaussian_log_prob(const torch::Tensor& y_frame_first);
+  torch::Tensor gaussian_sample(const torch::Tensor& k);
   torch::Tensor component_directions() const;  // rows used by repulsion(), (K, M, n)
 
   void setup_internal();
@@ -112,12 +130,18 @@ class MintPriorImpl : public torch::nn::Module {
   torch::Tensor internal_log_prob(const torch::Tensor& y);
   torch::Tensor internal_sample(const torch::Tensor& k);
   torch::Tensor internal_centres() const;  // z of each component's centre, (K, D)
+  torch::Tensor internal_frame_coordinates(const torch::Tensor& y) const;
+  torch::Tensor internal_from_frame_coordinates(const torch::Tensor& z) const;
+  torch::Tensor internal_log_frame_jacobian(const torch::Tensor& z) const;
+  void set_internal_components(const torch::Tensor& means, const torch::Tensor& precisions,
+                               const torch::Tensor& log_weights);
   torch::Tensor draw_gaussian(const torch::Tensor& k);  // m_k + U_k^-1 e, (B, D)
 
   MintPriorOptions options_;
   torch::Tensor order_, inverse_order_;  // frame rows first, and back
   ZMatrix zmatrix_;
-  torch::Tensor length_index_, angle_index_, torsion_index_, reflect_sign_;
+  torch::Tensor length_index_, angle_index_, torsion_index_;
+  torch::Tensor reflect_sign_;           // (D,) +1, or -1 on the coordinates R_s negates
 };
 TORCH_MODULE(MintPrior);
 

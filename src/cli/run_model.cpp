@@ -1,7 +1,7 @@
 #include "cli/run_model.hpp"
 
 #include <mintjulep/error.hpp>
-#include <mintjulep/internal_harmonic.hpp>
+#include <mintjulep/harmonic_prior.hpp>
 #include <mintjulep/minimize.hpp>
 #include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/ramachandran.hpp>
@@ -63,29 +63,25 @@ void centre_prior_on_reference(Model& m, const MintPriorOptions& options) {
   m.prior->initialize_from(minimised.y);
 }
 
-// Centres each component on a local minimum reached from a random compact start: every
-// particle uniform in a ball of radius 0.6 * length_scale * N^(1/n) (about the size of a
-// cluster of N particles), relaxed first on the soft-core end of the path (t = 0, finite for
+// Centres each component on a local minimum reached from a random compact start (see
+// random_compact_starts), relaxed first on the soft-core end of the path (t = 0, finite for
 // overlapping particles) and then on the target. Different starts reach different minima.
 void centre_prior_on_random_minima(Model& m, const MintPriorOptions& options) {
-  const int64_t K = options.components, N = m.system->num_particles(), n = m.system->dim();
-  const double radius = 0.6 * m.system->length_scale() * std::pow(static_cast<double>(N), 1.0 / n);
-  auto direction = torch::randn({K, N, n}, torch::kFloat64);
-  direction = direction / direction.norm(2, -1, /*keepdim=*/true);
-  auto x = direction * radius * torch::rand({K, N, 1}, torch::kFloat64).pow(1.0 / n);
-  auto soft = minimize_energy(*m.energy, m.energy->to_anchored(x), 500, /*t=*/0.0);
+  const int64_t K = options.components;
+  auto soft = minimize_energy(*m.energy, random_compact_starts(*m.energy, K), 500, /*t=*/0.0);
   auto minimised = minimize_energy(*m.energy, soft.y, 2000, /*t=*/1.0);
   fmt::print("prior: {} component centres minimised from random starts: mean energy {:.3f} kT\n", K,
              minimised.final_energy / K);
   m.prior->initialize_from(minimised.y);
 }
 
-// Internal-family components on distinct minima found from random rotamers, with Hessian
-// covariances (DESIGN.md §3c); prints the minima kept (with phi/psi for a peptide backbone).
-void centre_prior_harmonically(Model& m, const InternalHarmonicOptions& options) {
-  auto result = initialize_internal_harmonic_prior(m.prior, *m.energy, options);
-  fmt::print("prior: {} minimised structures, {} distinct minima, {} kept for {} components\n", result.candidates,
-             result.distinct, result.minima.size(), m.prior->options().components);
+// Gaussian (§3b) or internal (§3c) components on distinct minima with Hessian covariances;
+// prints the minima kept, with phi/psi for a peptide backbone.
+void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
+  auto result = initialize_harmonic_prior(m.prior, *m.energy, options);
+  fmt::print("prior: {} minimised configurations (with relabelled copies), {} distinct minima, {} kept "
+             "for {} components\n",
+             result.candidates, result.distinct, result.minima.size(), m.prior->options().components);
   auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(m.system);
   BackboneAtoms bb;
   bool backbone = false;
@@ -96,16 +92,18 @@ void centre_prior_harmonically(Model& m, const InternalHarmonicOptions& options)
     } catch (const Error&) {
     }
   }
-  fmt::print("minimum  {}energy (kT)  harmonic free energy  weight  components\n", backbone ? "   phi    psi  " : "");
+  fmt::print("minimum  {}energy (kT)  harmonic free energy  weight  components  chiral\n",
+             backbone ? "   phi    psi  " : "");
   for (size_t i = 0; i < result.minima.size(); ++i) {
     const auto& h = result.minima[i];
     std::string angles;
     if (backbone) {
-      auto x = m.energy->to_full(h.y.unsqueeze(0));
+      auto x = m.energy->to_full(h.y.unsqueeze(0).to(torch::kFloat64));
       angles = fmt::format("{:6.1f} {:6.1f}  ", dihedral(x, bb.c_prev, bb.n, bb.ca, bb.c).item<double>() * 180 / M_PI,
                            dihedral(x, bb.n, bb.ca, bb.c, bb.n_next).item<double>() * 180 / M_PI);
     }
-    fmt::print("{:>7}  {}{:11.4f}  {:20.4f}  {:6.4f}  {:10}\n", i, angles, h.energy, h.free_energy, h.weight, h.copies);
+    fmt::print("{:>7}  {}{:11.4f}  {:20.4f}  {:6.4f}  {:10}  {}\n", i, angles, h.energy, h.free_energy, h.weight,
+               h.copies, h.chiral ? "yes" : "no");
   }
   std::fflush(stdout);
 }
@@ -132,7 +130,8 @@ Model build_model(const RunConfig& config, torch::Device device, bool prior_from
     centre_prior_on_reference(m, prior_options);
   if (prior_options.init == "minima" && !prior_from_checkpoint)
     centre_prior_on_random_minima(m, prior_options);
-  if (prior_options.init == "harmonic" && !prior_from_checkpoint) centre_prior_harmonically(m, config.harmonic);
+  if (prior_options.init == "harmonic" && !prior_from_checkpoint)
+    centre_prior_harmonically(m, config.harmonic);
   EgnnOptions network_options = config.network;
   network_options.length_scale = m.system->length_scale();
   Egnn network(network_options, m.system->particle_types(), anchor, m.system->dim());

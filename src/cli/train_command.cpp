@@ -80,7 +80,7 @@ int64_t print_component_summary(MintPrior& prior, const AnchoredEnergy& energy) 
     for (int64_t i = 0; i < std::min<int64_t>(d.numel(), 10); ++i)
       ds += fmt::format(" {:.2f}", d[i].item<double>());
     if (d.numel() > 10) ds += " ...";
-    const std::string kappa = prior->internal() ? "    -" : fmt::format("{:5.1f}", prior->kappa()[k].item<double>());
+    const std::string kappa = prior->correlated() ? "    -" : fmt::format("{:5.1f}", prior->kappa()[k].item<double>());
     fmt::print("{:>9}  {:6.3f}  {} {}\n", k, w, kappa, ds);
     bool seen = false;
     for (const auto& other : distinct) seen = seen || (other - d).abs().max().item<double>() < tolerance;
@@ -135,6 +135,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       {"stage", opt.stage},
       {"anchor", energy.anchor()},
       {"components", config.prior.components},
+      {"prior_family", config.prior.family},
       {"invariant", config.prior.invariant},
       {"device", model.device.str()},
       {"threads", at::get_num_threads()},

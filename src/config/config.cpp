@@ -109,6 +109,7 @@ RunConfig load_config(const std::string& path) {
   prior.read("init", c.prior.init);
   prior.read("init_noise", c.prior.init_noise);
   prior.read("starts_per_component", c.harmonic.starts_per_component);
+  prior.read("max_relabellings", c.harmonic.max_relabellings);
   prior.read("hessian_floor", c.harmonic.hessian_floor);
   prior.read("covariance_scale", c.harmonic.covariance_scale);
   prior.read("merge_tolerance", c.harmonic.merge_tolerance);
@@ -193,22 +194,22 @@ RunConfig load_config(const std::string& path) {
         path + ": [train] reverse_kl_fraction must be in [0, 1]");
   check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
   check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
-  check(c.prior.family == "independent" || c.prior.family == "internal",
-        path + ": [prior] family must be \"independent\" (per-particle, the paper's) or \"internal\" "
-               "(molecules: Gaussians in internal coordinates)");
+  check(c.prior.family == "independent" || c.prior.family == "gaussian" || c.prior.family == "internal",
+        path + ": [prior] family must be \"independent\" (per-particle, the paper's), \"gaussian\" (correlated) "
+               "or \"internal\" (molecules: Gaussians in internal coordinates)");
   check(c.prior.init == "random" || c.prior.init == "reference" || c.prior.init == "minima" ||
             c.prior.init == "harmonic",
         path + ": [prior] init must be \"random\", \"reference\", \"minima\" or \"harmonic\"");
-  check(c.prior.init != "harmonic" || c.prior.family == "internal",
-        path + ": [prior] init = \"harmonic\" needs family = \"internal\"");
+  check(c.prior.init != "harmonic" || c.prior.family == "gaussian" || c.prior.family == "internal",
+        path + ": [prior] init = \"harmonic\" needs family = \"gaussian\" or \"internal\"");
   check(c.prior.family != "internal" || c.prior.init == "harmonic" || c.prior.init == "reference",
         path + ": [prior] family = \"internal\" needs init = \"harmonic\" or \"reference\"");
   check(c.prior.family == "independent" || c.prior.invariant,
-        path + ": [prior] family = \"internal\" is always invariant; remove invariant = false");
-  check(c.harmonic.starts_per_component >= 1 && c.harmonic.hessian_floor > 0 && c.harmonic.covariance_scale > 0 &&
-            c.harmonic.merge_tolerance > 0,
-        path + ": [prior] needs starts_per_component >= 1 and hessian_floor, covariance_scale, "
-               "merge_tolerance > 0");
+        path + ": [prior] family = \"" + c.prior.family + "\" is always invariant; remove invariant = false");
+  check(c.harmonic.starts_per_component >= 1 && c.harmonic.max_relabellings >= 0 &&
+            c.harmonic.hessian_floor > 0 && c.harmonic.covariance_scale > 0 && c.harmonic.merge_tolerance > 0,
+        path + ": [prior] needs starts_per_component >= 1, max_relabellings >= 0, and hessian_floor, "
+               "covariance_scale, merge_tolerance > 0");
   check(c.prior.init_noise >= 0, path + ": [prior] init_noise must be >= 0");
   check(c.prior.kappa > 0 && c.prior.sigma > 0 && c.prior.radius_spread >= 0,
         path + ": [prior] kappa and sigma must be positive, radius_spread >= 0");

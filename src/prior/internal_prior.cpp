@@ -142,38 +142,20 @@ torch::Tensor MintPriorImpl::draw_gaussian(const torch::Tensor& k) {
   return torch::cat(parts, 0);
 }
 
-int64_t MintPriorImpl::frame_dim() const {
-  check(internal(), "frame coordinates need the internal prior family");
-  return zmatrix_.dim();
-}
-
-torch::Tensor MintPriorImpl::frame_coordinates(const torch::Tensor& y) const {
-  check(internal(), "frame coordinates need the internal prior family");
+torch::Tensor MintPriorImpl::internal_frame_coordinates(const torch::Tensor& y) const {
   return internal_z(zmatrix_.coordinates(y));
 }
 
-torch::Tensor MintPriorImpl::from_frame_coordinates(const torch::Tensor& z) const {
-  check(internal(), "frame coordinates need the internal prior family");
+torch::Tensor MintPriorImpl::internal_from_frame_coordinates(const torch::Tensor& z) const {
   return zmatrix_.positions(internal_coordinates_of(z));
 }
 
-torch::Tensor MintPriorImpl::log_frame_jacobian(const torch::Tensor& z) const {
+torch::Tensor MintPriorImpl::internal_log_frame_jacobian(const torch::Tensor& z) const {
   // q(y) = p_c(c) / exp(log_volume(c)) and p_z(z) = p_c(c) |dc/dz|.
-  check(internal(), "frame coordinates need the internal prior family");
   return -zmatrix_.log_volume(internal_coordinates_of(z)) - internal_log_jacobian(z);
 }
 
-torch::Tensor MintPriorImpl::reflect_frame_coordinates(const torch::Tensor& z) const {
-  check(internal(), "frame coordinates need the internal prior family");
-  return z * reflect_sign_.to(z.device());
-}
-
-torch::Tensor MintPriorImpl::precision_factor() const {
-  check(internal(), "precision_factor needs the internal prior family");
-  return precision_upper.triu(1) + torch::diag_embed(log_precision_diag.exp());
-}
-
-void MintPriorImpl::set_gaussian_components(const torch::Tensor& means, const torch::Tensor& precisions,
+void MintPriorImpl::set_internal_components(const torch::Tensor& means, const torch::Tensor& precisions,
                                             const torch::Tensor& log_weights) {
   const int64_t K = options_.components, D = frame_dim();
   check(means.sizes() == torch::IntArrayRef({K, D}) && precisions.sizes() == torch::IntArrayRef({K, D, D}) &&

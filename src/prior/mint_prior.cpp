@@ -3,6 +3,7 @@
 #include <mintjulep/projected_normal.hpp>
 
 #include <fmt/format.h>
+#include <torch/linalg.h>
 
 #include <cmath>
 
@@ -33,11 +34,6 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
                     M - 1));
   check(options_.radius > 0 && options_.sigma > 0 && options_.kappa > 0,
         "prior radius, sigma and kappa must be positive");
-  check(options_.family == "independent" || options_.family == "internal",
-        fmt::format("prior family must be \"independent\" or \"internal\", got \"{}\"", options_.family));
-  check(options_.invariant || options_.family == "independent",
-        "the internal prior family is always invariant; set invariant = true or family = \"independent\"");
-
   std::vector<int64_t> order = {f1, f2};
   for (int64_t i = 0; i < M; ++i)
     if (i != f1 && i != f2) order.push_back(i);
@@ -46,10 +42,35 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
   order_ = register_buffer("order", torch::tensor(order, torch::kLong));
   inverse_order_ = register_buffer("inverse_order", torch::tensor(inverse, torch::kLong));
 
+  check(options_.family == "independent" || options_.family == "gaussian" || options_.family == "internal",
+        fmt::format("prior family must be \"independent\", \"gaussian\" or \"internal\", got \"{}\"",
+                    options_.family));
+  check(options_.invariant || options_.family == "independent",
+        "the gaussian and internal prior families are always invariant; set invariant = true or family = "
+        "\"independent\"");
+
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   logits = register_parameter("logits", torch::zeros({K}, f64));
   if (internal()) {
     setup_internal();
+    return;
+  }
+  if (gaussian()) {
+    // R_s negates the last coordinate of every particle placed in the full frame.
+    const int64_t D = frame_dim(), first_other = n == 2 ? 1 : 2, offset = n == 2 ? 1 : 3;
+    auto sign = torch::ones({D}, f64);
+    for (int64_t i = 0; i < M - first_other; ++i) sign[offset + n * i + n - 1] = -1.0;
+    reflect_sign_ = register_buffer("reflect_sign", sign);
+    // Random templates: particles at random directions, radii log-normal around `radius`.
+    auto directions = normalize_rows(torch::randn({K, M, n}, f64));
+    auto radii = options_.radius * torch::exp(options_.radius_spread * torch::randn({K, M, 1}, f64));
+    mean = register_parameter("mean", frame_coordinates(directions * radii));
+    // Initial scales: sigma for the log coordinates, sigma * radius for the Cartesian ones.
+    auto log_sd = torch::full({D}, std::log(options_.sigma * options_.radius), f64);
+    log_sd[0] = std::log(options_.sigma);
+    if (n == 3) log_sd[2] = std::log(options_.sigma);
+    log_precision_diag = register_parameter("log_precision_diag", (-log_sd).expand({K, D}).clone());
+    precision_upper = register_parameter("precision_upper", torch::zeros({K, D, D}, f64));
     return;
   }
   mu = register_parameter("mu", normalize_rows(torch::randn({K, M, n}, f64)));
@@ -72,6 +93,10 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
     const auto ti = torsion_index_.to(z.device());
     torsion_centre.copy_(z.index_select(1, ti));
     mean.copy_(z.index_fill(1, ti, 0.0));
+    return;
+  }
+  if (gaussian()) {
+    mean.copy_(frame_coordinates(y));
     return;
   }
   torch::Tensor coords;  // (K, M, n) in the component frame (frame order), or global
@@ -109,8 +134,93 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
 }
 
 torch::Tensor MintPriorImpl::unit_directions() const {
-  check(!internal(), "unit_directions: the internal prior family has no per-particle directions");
+  check(!correlated(), "unit_directions: the gaussian and internal prior families have no per-particle directions");
   return normalize_rows(mu);
+}
+
+int64_t MintPriorImpl::frame_dim() const {
+  const int64_t M = options_.num_free;
+  return options_.dim == 2 ? 2 * M - 1 : 3 * M - 3;
+}
+
+torch::Tensor MintPriorImpl::frame_coordinates(const torch::Tensor& y) const {
+  if (internal()) return internal_frame_coordinates(y);
+  const int64_t M = options_.num_free, n = options_.dim;
+  check(y.dim() == 3 && y.size(1) == M && y.size(2) == n,
+        fmt::format("frame coordinates need y of shape (B, {}, {})", M, n));
+  auto yf = y.to(torch::kFloat64).index_select(1, order_.to(y.device()));
+  auto y1 = yf.select(1, 0);
+  auto r1 = y1.pow(2).sum(-1).sqrt();
+  auto e1 = y1 / r1.unsqueeze(-1);
+  if (n == 2) {
+    auto frame = torch::stack({e1, torch::stack({-e1.select(1, 1), e1.select(1, 0)}, 1)}, 1);
+    auto others = torch::matmul(yf.narrow(1, 1, M - 1), frame.transpose(1, 2));
+    return torch::cat({r1.log().unsqueeze(1), others.flatten(1)}, 1);
+  }
+  auto y2 = yf.select(1, 1);
+  auto a2 = (y2 * e1).sum(-1);
+  auto u = y2 - a2.unsqueeze(-1) * e1;
+  auto b2 = u.pow(2).sum(-1).sqrt();
+  auto e2 = u / b2.unsqueeze(-1);
+  auto frame = torch::stack({e1, e2, torch::cross(e1, e2, -1)}, 1);
+  auto others = torch::matmul(yf.narrow(1, 2, M - 2), frame.transpose(1, 2));
+  return torch::cat({torch::stack({r1.log(), a2, b2.log()}, 1), others.flatten(1)}, 1);
+}
+
+torch::Tensor MintPriorImpl::log_frame_jacobian(const torch::Tensor& z) const {
+  if (internal()) return internal_log_frame_jacobian(z);
+  // Uniform orientation of e1 (1 / (2 pi r_1) or 1 / (4 pi r_1^2)), in 3D the uniform azimuth
+  // of e2 (1 / (2 pi b_2)), and the log coordinates (1 / r_1, 1 / b_2).
+  if (options_.dim == 2) return -std::log(2 * kPi) - 2 * z.select(1, 0);
+  return -std::log(8 * kPi * kPi) - 3 * z.select(1, 0) - 2 * z.select(1, 2);
+}
+
+torch::Tensor MintPriorImpl::from_frame_coordinates(const torch::Tensor& z) const {
+  if (internal()) return internal_from_frame_coordinates(z);
+  const int64_t M = options_.num_free, n = options_.dim, B = z.size(0);
+  check(z.dim() == 2 && z.size(1) == frame_dim(),
+        fmt::format("frame coordinates must have shape (B, {})", frame_dim()));
+  auto zero = torch::zeros({B}, z.options());
+  std::vector<torch::Tensor> rows;
+  int64_t first_other;
+  if (n == 2) {
+    rows.push_back(torch::stack({z.select(1, 0).exp(), zero}, 1));
+    first_other = 1;
+  } else {
+    rows.push_back(torch::stack({z.select(1, 0).exp(), zero, zero}, 1));
+    rows.push_back(torch::stack({z.select(1, 1), z.select(1, 2).exp(), zero}, 1));
+    first_other = 2;
+  }
+  auto head = torch::stack(rows, 1);
+  auto others = z.narrow(1, n == 2 ? 1 : 3, n * (M - first_other)).view({B, M - first_other, n});
+  return torch::cat({head, others}, 1).index_select(1, inverse_order_.to(z.device()));
+}
+
+torch::Tensor MintPriorImpl::reflect_frame_coordinates(const torch::Tensor& z) const {
+  check(correlated(), "reflect_frame_coordinates needs the gaussian or internal prior family");
+  return z * reflect_sign_.to(z.device());
+}
+
+torch::Tensor MintPriorImpl::precision_factor() const {
+  check(correlated(), "precision_factor needs the gaussian or internal prior family");
+  return precision_upper.triu(1) + torch::diag_embed(log_precision_diag.exp());
+}
+
+void MintPriorImpl::set_gaussian_components(const torch::Tensor& means, const torch::Tensor& precisions,
+                                            const torch::Tensor& log_weights) {
+  const int64_t K = options_.components, D = frame_dim();
+  check(correlated(), "set_gaussian_components needs the gaussian or internal prior family");
+  check(means.sizes() == torch::IntArrayRef({K, D}) && precisions.sizes() == torch::IntArrayRef({K, D, D}) &&
+            log_weights.sizes() == torch::IntArrayRef({K}),
+        fmt::format("gaussian components need means ({0}, {1}), precisions ({0}, {1}, {1}), weights ({0})", K, D));
+  if (internal()) return set_internal_components(means, precisions, log_weights);
+  torch::NoGradGuard no_grad;
+  // Sigma^-1 = L L^T (Cholesky) = U^T U with U = L^T upper triangular.
+  auto upper = torch::linalg::cholesky(precisions.to(mean.options())).transpose(1, 2);
+  mean.copy_(means);
+  log_precision_diag.copy_(upper.diagonal(0, 1, 2).log());
+  precision_upper.copy_(upper.triu(1));
+  logits.copy_(log_weights - log_weights.max());
 }
 
 torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
@@ -119,13 +229,28 @@ torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
         fmt::format("prior input must have shape (B, {}, {})", M, n));
   auto y64 = y.to(torch::kFloat64);
   if (internal()) return internal_log_prob(y64);
+  if (gaussian()) return gaussian_log_prob(y64);
   if (!options_.invariant) return fixed_log_prob(y64);
   return invariant_log_prob(y64.index_select(1, order_.to(y.device())), 0.0);
 }
 
+torch::Tensor MintPriorImpl::gaussian_log_prob(const torch::Tensor& y) {
+  const int64_t B = y.size(0), D = frame_dim(), K = options_.components;
+  auto z = frame_coordinates(y);
+  // Both reflections at once: (2B, D), then per component U_k (z - m_k) as a (K, D, 2B) bmm.
+  auto both = torch::cat({z, z * reflect_sign_.to(z.device())}, 0);
+  auto diff = both.unsqueeze(0) - mean.unsqueeze(1);  // (K, 2B, D)
+  auto whitened = torch::matmul(precision_factor(), diff.transpose(1, 2));  // (K, D, 2B)
+  auto log_normal = -0.5 * D * std::log(2 * kPi) + log_precision_diag.sum(1, true) -
+                    0.5 * whitened.pow(2).sum(1);  // (K, 2B)
+  auto terms = (torch::log_softmax(logits, 0).unsqueeze(1) + log_normal).view({K, 2, B});
+  return log_frame_jacobian(z) - std::log(2.0) + torch::logsumexp(terms.flatten(0, 1), 0);
+}
+
 torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
-  // The internal family vanishes smoothly where its coordinates degenerate: no softening.
-  if (internal() || !options_.invariant || options_.dim != 3) return log_prob(y);
+  // The gaussian and internal families vanish smoothly where their coordinates degenerate: no
+  // softening needed.
+  if (correlated() || !options_.invariant || options_.dim != 3) return log_prob(y);
   check(y.dim() == 3 && y.size(1) == options_.num_free && y.size(2) == options_.dim,
         fmt::format("prior input must have shape (B, {}, {})", options_.num_free, options_.dim));
   return invariant_log_prob(y.to(torch::kFloat64).index_select(1, order_.to(y.device())),
@@ -195,8 +320,39 @@ torch::Tensor MintPriorImpl::sample(int64_t count) {
   return sample_components(torch::multinomial(weights(), count, /*replacement=*/true));
 }
 
+torch::Tensor MintPriorImpl::gaussian_sample(const torch::Tensor& k) {
+  const int64_t n = options_.dim, count = k.numel(), D = frame_dim();
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
+  // z = m_k + U_k^-1 e, in chunks that keep the (chunk, D, D) factors small.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / (D * D));
+  auto factor = precision_factor();
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < count; start += chunk) {
+    auto kc = k.narrow(0, start, std::min(chunk, count - start));
+    auto e = torch::randn({kc.numel(), D, 1}, f64);
+    auto solved = torch::linalg::solve_triangular(factor.index_select(0, kc), e, /*upper=*/true,
+                                                  /*left=*/true, /*unitriangular=*/false);
+    parts.push_back(mean.index_select(0, kc) + solved.squeeze(-1));
+  }
+  auto z = torch::cat(parts, 0);
+  auto s = torch::randint(0, 2, {count, 1}, f64);
+  z = torch::where(s > 0.5, z, z * reflect_sign_.to(z.device()));
+  // Uniform frame orientation: rows e1, e2 (, e3) of a random rotation; y_i = sum_c y'_ic e_c.
+  auto e1 = normalize_rows(torch::randn({count, n}, f64));
+  torch::Tensor frame;
+  if (n == 2) {
+    frame = torch::stack({e1, torch::stack({-e1.select(1, 1), e1.select(1, 0)}, 1)}, 1);
+  } else {
+    auto g = torch::randn({count, 3}, f64);
+    auto e2 = normalize_rows(g - (g * e1).sum(-1, true) * e1);
+    frame = torch::stack({e1, e2, torch::cross(e1, e2, -1)}, 1);
+  }
+  return torch::matmul(from_frame_coordinates(z), frame);
+}
+
 torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
   if (internal()) return internal_sample(k);
+  if (gaussian()) return gaussian_sample(k);
   const int64_t M = options_.num_free, n = options_.dim, count = k.numel();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
   auto mu_k = unit_directions().index_select(0, k);  // (B, M, n)
@@ -259,12 +415,13 @@ torch::Tensor MintPriorImpl::component_directions() const {
 
 torch::Tensor MintPriorImpl::component_configurations() const {
   if (internal()) return from_frame_coordinates(internal_centres());
+  if (gaussian()) return from_frame_coordinates(mean);
   return component_directions() * rho.exp().unsqueeze(-1);
 }
 
 torch::Tensor MintPriorImpl::repulsion() {
-  // The internal family has no direction Gram matrices: its components start on distinct minima.
-  if (internal() || options_.components < 2) return torch::zeros({}, logits.options());
+  // The correlated families have no direction Gram matrices: its components start on distinct minima.
+  if (correlated() || options_.components < 2) return torch::zeros({}, logits.options());
   auto dirs = component_directions();
   auto gram = torch::matmul(dirs, dirs.transpose(1, 2)).flatten(1);  // (K, M*M)
   auto unit = gram / gram.pow(2).sum(-1, true).sqrt();

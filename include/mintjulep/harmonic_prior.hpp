@@ -1,0 +1,65 @@
+#pragma once
+// Harmonic initialisation of the gaussian Mint prior (DESIGN.md §3b): components on distinct
+// local minima of U, covariance = inverse Hessian of U in the frame coordinates (eigenvalues
+// floored), weights from the harmonic free energies: a harmonic superposition approximation
+// of exp(-U) that training then refines.
+#include <mintjulep/energy.hpp>
+#include <mintjulep/mint_prior.hpp>
+
+#include <vector>
+
+namespace mintjulep {
+
+struct HarmonicOptions {
+  // Random compact starts minimised per component (more starts find more minima).
+  int64_t starts_per_component = 4;
+  // For interchangeable particles, relabelled copies of each minimum are added (all N!
+  // labellings when N! <= this, otherwise this many random ones): the prior must cover every
+  // labelling, or log Z comes out short by the log of the multiplicity.
+  int64_t max_relabellings = 720;
+  // Hessian eigenvalues (kT per unit of frame coordinate squared) below this are raised to it:
+  // soft and unstable directions get a standard deviation of at most 1 / sqrt(floor).
+  double hessian_floor = 1.0;
+  // Covariances are multiplied by this (> 1 widens components beyond the harmonic estimate).
+  double covariance_scale = 1.0;
+  // Two minima are the same when their canonical positions (up to the frame reflection)
+  // differ by less than this fraction of the length scale.
+  double merge_tolerance = 0.05;
+};
+
+struct HarmonicMinimum {
+  torch::Tensor y;          // (M, n) anchored positions, canonical frame orientation
+  double energy = 0;        // U(y*), kT
+  double free_energy = 0;   // -U + 1/2 log det Sigma + log |dy/dz|: log of the basin's mass
+  double weight = 0;        // mixture weight given to it (summed over its components)
+  int64_t copies = 0;       // components placed on it
+  bool chiral = false;      // its mirror image is a different labelled minimum
+};
+
+struct HarmonicInitResult {
+  std::vector<HarmonicMinimum> minima;  // distinct minima kept, by decreasing free energy
+  int64_t candidates = 0;               // minimised starts (with relabelled copies)
+  int64_t distinct = 0;                 // distinct labelled minima among them
+};
+
+// Minimises starts_per_component * K random compact starts (L-BFGS on the soft-core path end
+// t = 0, then on U), adds relabelled copies, merges duplicates, and sets the prior's K
+// components on the distinct minima of highest harmonic free energy (cycling through them when
+// there are fewer than K). The prior must be of the gaussian or internal family; for the internal
+// family the starts are random rotamers of the molecule (discover_molecule_minima).
+HarmonicInitResult initialize_harmonic_prior(MintPrior& prior, const AnchoredEnergy& energy,
+                                             const HarmonicOptions& options = {});
+
+// The same from given minimised configurations y (S, M, n) instead of random starts.
+HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const AnchoredEnergy& energy,
+                                                  const torch::Tensor& minima,
+                                                  const HarmonicOptions& options = {});
+
+// Random compact starts (B, M, n): every particle uniform in a ball of radius
+// 0.6 * length_scale * N^(1/n), anchored; the starting points of init = "minima" / "harmonic".
+torch::Tensor random_compact_starts(const AnchoredEnergy& energy, int64_t count);
+
+// Hessian of U(y(z)) in the frame coordinates at z (B, D), (B, D, D), by double backward.
+torch::Tensor frame_hessian(const MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& z);
+
+}  // namespace mintjulep

@@ -1,0 +1,178 @@
+#include <mintjulep/error.hpp>
+#include <mintjulep/harmonic_prior.hpp>
+#include <mintjulep/minimize.hpp>
+
+#include <fmt/format.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/linalg.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace mintjulep {
+namespace {
+
+// Every labelling of the N particles as full permutations, when all particles are
+// interchangeable and N! <= limit; otherwise none (too many labellings to cover anyway).
+std::vector<std::vector<int64_t>> all_relabellings(const Energy& system, int64_t limit) {
+  const int64_t N = system.num_particles();
+  if (!system.same_type_particles_interchangeable()) return {};
+  const auto types = system.particle_types();
+  if (std::adjacent_find(types.begin(), types.end(), std::not_equal_to<>()) != types.end()) return {};
+  double count = 1;
+  for (int64_t i = 2; i <= N; ++i) count *= static_cast<double>(i);
+  if (count > static_cast<double>(limit)) return {};
+  std::vector<int64_t> p(static_cast<size_t>(N));
+  std::iota(p.begin(), p.end(), 0);
+  std::vector<std::vector<int64_t>> result;
+  do result.push_back(p);
+  while (std::next_permutation(p.begin(), p.end()));
+  return result;
+}
+
+// Canonical positions (C, M * n) of frame coordinates z and of their mirror images.
+std::pair<torch::Tensor, torch::Tensor> canonical_shapes(const MintPrior& prior, const torch::Tensor& z) {
+  return {prior->from_frame_coordinates(z).flatten(1),
+          prior->from_frame_coordinates(prior->reflect_frame_coordinates(z)).flatten(1)};
+}
+
+// Indices of the distinct configurations among z (C, D), lowest energy first: a candidate is
+// dropped when its canonical positions (or those of its mirror image) are within `tolerance`
+// (root mean square per particle) of one kept before it.
+std::vector<int64_t> distinct_minima(const MintPrior& prior, const torch::Tensor& z,
+                                     const torch::Tensor& energies, double tolerance) {
+  const int64_t C = z.size(0), M = prior->options().num_free;
+  auto [shape, mirror] = canonical_shapes(prior, z);
+  auto rms = torch::minimum(torch::cdist(shape, shape), torch::cdist(shape, mirror)) / std::sqrt(double(M));
+  auto close = (rms < tolerance).to(torch::kCPU).contiguous();
+  auto order = std::get<1>(energies.sort()).to(torch::kCPU).contiguous();
+  auto close_a = close.accessor<bool, 2>();
+  auto order_a = order.accessor<int64_t, 1>();
+  std::vector<int64_t> kept;
+  for (int64_t r = 0; r < C; ++r) {
+    const int64_t i = order_a[r];
+    bool seen = false;
+    for (int64_t j : kept) seen = seen || close_a[i][j];
+    if (!seen) kept.push_back(i);
+  }
+  return kept;
+}
+
+}  // namespace
+
+torch::Tensor random_compact_starts(const AnchoredEnergy& energy, int64_t count) {
+  const Energy& system = energy.energy();
+  const int64_t N = system.num_particles(), n = system.dim();
+  const double radius = 0.6 * system.length_scale() * std::pow(static_cast<double>(N), 1.0 / n);
+  auto direction = torch::randn({count, N, n}, torch::kFloat64);
+  direction = direction / direction.norm(2, -1, /*keepdim=*/true);
+  auto x = direction * radius * torch::rand({count, N, 1}, torch::kFloat64).pow(1.0 / n);
+  return energy.to_anchored(x);
+}
+
+torch::Tensor frame_hessian(const MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& z) {
+  torch::AutoGradMode grad_mode(true);
+  auto variable = z.detach().clone().requires_grad_(true);
+  auto u = energy.value(prior->from_frame_coordinates(variable), 1.0).to(torch::kFloat64).sum();
+  auto grad = torch::autograd::grad({u}, {variable}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  const int64_t D = z.size(1);
+  std::vector<torch::Tensor> rows;
+  for (int64_t d = 0; d < D; ++d)
+    rows.push_back(torch::autograd::grad({grad.select(1, d).sum()}, {variable}, {},
+                                         /*retain_graph=*/true, /*create_graph=*/false)[0]);
+  auto hessian = torch::stack(rows, 1);
+  return 0.5 * (hessian + hessian.transpose(1, 2));
+}
+
+HarmonicInitResult initialize_harmonic_prior(MintPrior& prior, const AnchoredEnergy& energy,
+                                             const HarmonicOptions& options) {
+  check(options.starts_per_component >= 1, "harmonic init needs starts_per_component >= 1");
+  const int64_t count = options.starts_per_component * prior->options().components;
+  if (prior->internal()) {
+    // A molecule: random rotamers about the rotatable bonds of the Z-matrix, minimised.
+    return initialize_harmonic_prior_from(prior, energy, discover_molecule_minima(energy, prior->zmatrix(), count),
+                                          options);
+  }
+  auto soft = minimize_energy(energy, random_compact_starts(energy, count), 500, /*t=*/0.0);
+  auto minimised = minimize_energy(energy, soft.y, 2000, /*t=*/1.0);
+  return initialize_harmonic_prior_from(prior, energy, minimised.y, options);
+}
+
+HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const AnchoredEnergy& energy,
+                                                  const torch::Tensor& minima,
+                                                  const HarmonicOptions& options) {
+  check(prior->correlated(), "harmonic initialisation needs [prior] family = \"gaussian\" or \"internal\"");
+  check(options.hessian_floor > 0 && options.covariance_scale > 0 && options.merge_tolerance > 0,
+        "harmonic init needs hessian_floor, covariance_scale and merge_tolerance > 0");
+  torch::NoGradGuard no_grad;
+  const int64_t K = prior->options().components;
+  const double tolerance = options.merge_tolerance * energy.energy().length_scale();
+  auto device = prior->logits.device();
+  HarmonicInitResult result;
+
+  auto y = minima.to(device, torch::kFloat64);
+  auto energies = energy.value(y, 1.0).to(torch::kFloat64);
+  auto finite = torch::isfinite(energies);
+  y = y.index_select(0, finite.nonzero().squeeze(1));
+  check(y.size(0) >= 1, "harmonic init: no minimised configuration has a finite energy");
+  auto z = prior->frame_coordinates(y);
+  auto kept = distinct_minima(prior, z, energies.index_select(0, finite.nonzero().squeeze(1)), tolerance);
+  y = y.index_select(0, torch::tensor(kept, torch::kLong).to(device));
+
+  // Every labelling of each distinct minimum is a minimum too.
+  const auto labellings = all_relabellings(energy.energy(), options.max_relabellings);
+  if (!labellings.empty()) {
+    auto full = energy.to_full(y);
+    std::vector<torch::Tensor> copies;
+    for (const auto& p : labellings)
+      copies.push_back(energy.to_anchored(full.index_select(1, torch::tensor(p, torch::kLong).to(device))));
+    y = torch::cat(copies, 0);
+  }
+  result.candidates = y.size(0);
+  energies = energy.value(y, 1.0).to(torch::kFloat64);
+  z = prior->frame_coordinates(y);
+  kept = distinct_minima(prior, z, energies, tolerance);
+  auto index = torch::tensor(kept, torch::kLong).to(device);
+  z = z.index_select(0, index);
+  energies = energies.index_select(0, index);
+  result.distinct = z.size(0);
+
+  // Harmonic basins: precision = Hessian in z with eigenvalues floored, then / covariance_scale.
+  auto hessian = frame_hessian(prior, energy, z);
+  auto [eigenvalues, eigenvectors] = torch::linalg::eigh(hessian, "L");
+  eigenvalues = eigenvalues.clamp_min(options.hessian_floor) / options.covariance_scale;
+  auto precision = torch::matmul(eigenvectors * eigenvalues.unsqueeze(1), eigenvectors.transpose(1, 2));
+  precision = 0.5 * (precision + precision.transpose(1, 2));
+  // log of each basin's mass: -U + 1/2 log det(2 pi Sigma) - log q's frame Jacobian; a chiral
+  // minimum's component also covers its mirror image, so it counts twice.
+  const double D = static_cast<double>(z.size(1));
+  auto [shape, mirror] = canonical_shapes(prior, z);
+  auto chiral = (shape - mirror).pow(2).sum(1).sqrt() / std::sqrt(double(prior->options().num_free)) > tolerance;
+  auto free_energy = -energies + 0.5 * D * std::log(2 * 3.14159265358979323846) - 0.5 * eigenvalues.log().sum(1) -
+                     prior->log_frame_jacobian(z) + chiral.to(torch::kFloat64) * std::log(2.0);
+
+  // The K components go to the minima of highest free energy, cycling when there are fewer.
+  auto order = std::get<1>(free_energy.sort(0, /*descending=*/true));
+  const int64_t used = std::min<int64_t>(K, z.size(0));
+  auto slots = order.narrow(0, 0, used).repeat((K + used - 1) / used).narrow(0, 0, K);
+  auto copies = torch::bincount(slots, {}, z.size(0)).to(torch::kFloat64);
+  auto log_weights = free_energy.index_select(0, slots) - copies.index_select(0, slots).log();
+  prior->set_gaussian_components(z.index_select(0, slots), precision.index_select(0, slots), log_weights);
+
+  auto weights = torch::softmax(log_weights, 0).to(torch::kCPU);
+  for (int64_t r = 0; r < used; ++r) {
+    const int64_t i = order[r].item<int64_t>();
+    HarmonicMinimum m;
+    m.y = prior->from_frame_coordinates(z.narrow(0, i, 1)).squeeze(0).to(torch::kCPU);
+    m.energy = energies[i].item<double>();
+    m.free_energy = free_energy[i].item<double>();
+    m.copies = copies[i].item<int64_t>();
+    m.weight = weights.index_select(0, (slots == i).nonzero().squeeze(1).to(torch::kCPU)).sum().item<double>();
+    m.chiral = chiral[i].item<bool>();
+    result.minima.push_back(m);
+  }
+  return result;
+}
+
+}  // namespace mintjulep
