@@ -248,14 +248,15 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   std::vector<torch::Tensor> phis;
   auto log_w = prior_log_weights(model.prior, energy, config.eval_samples, 4096, [&](const torch::Tensor& y) {
     if (!backbone) return;
-    auto x = energy.to_full(y);
+    // D forms (the reflection-averaged prior draws half of them) mirrored to L first.
+    auto x = backbone->cb >= 0 ? mirror_to_l(energy.to_full(y), *backbone) : energy.to_full(y);
     phis.push_back(dihedral(x, backbone->c_prev, backbone->n, backbone->ca, backbone->c).to(torch::kCPU));
   });
   auto prior = summarize_log_weights(log_w);
   if (backbone) {
     auto w = torch::softmax(log_w.to(torch::kCPU), 0);
     const double positive = (w * (torch::cat(phis) > 0).to(torch::kFloat64)).sum().item<double>();
-    fmt::print("mint: reweighted weight of phi > 0: {:.4f} (prior samples with phi > 0: {:.4f})\n", positive,
+    fmt::print("mint: reweighted weight of phi > 0 (D forms mirrored to L): {:.4f} (prior samples: {:.4f})\n", positive,
                (torch::cat(phis) > 0).to(torch::kFloat64).mean().item<double>());
     metrics["prior_phi_positive_weight"] = positive;
   }
