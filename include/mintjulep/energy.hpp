@@ -9,6 +9,7 @@
 // anchor, relative to the anchor (DESIGN.md §1). AnchoredEnergy gives V(y, t) and grad_y V.
 #include <torch/types.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ class Energy {
   // The two frame particles of the prior (DESIGN.md §3) for this anchor; empty: the first two
   // particles other than the anchor.
   virtual std::vector<int64_t> default_frame(int64_t anchor) const { return {}; }
+  // The bond graph as pairs of particle indices (a molecule's covalent bonds); empty for
+  // systems without bonds (clusters). The internal-coordinate prior is built from it.
+  virtual std::vector<std::array<int64_t, 2>> bonds() const { return {}; }
   // A known structure of the system (1, N, n), e.g. a molecule's PDB coordinates; undefined
   // when there is none.
   virtual torch::Tensor reference_configuration() const { return {}; }

@@ -45,7 +45,8 @@ struct HarmonicInitResult {
 // Minimises starts_per_component * K random compact starts (L-BFGS on the soft-core path end
 // t = 0, then on U), adds relabelled copies, merges duplicates, and sets the prior's K
 // components on the distinct minima of highest harmonic free energy (cycling through them when
-// there are fewer than K). The prior must be of the gaussian family.
+// there are fewer than K). The prior must be of the gaussian or internal family; for the internal
+// family the starts are random rotamers of the molecule (discover_molecule_minima).
 HarmonicInitResult initialize_harmonic_prior(MintPrior& prior, const AnchoredEnergy& energy,
                                              const HarmonicOptions& options = {});
 

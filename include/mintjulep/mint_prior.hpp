@@ -12,13 +12,17 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <mintjulep/internal_coordinates.hpp>
+
 #include <array>
 #include <string>
+#include <vector>
 
 namespace mintjulep {
 
 struct MintPriorOptions {
-  std::string family = "independent";  // "independent" (§3) or "gaussian" (§3b)
+  // "independent" (§3), "gaussian" (§3b) or "internal" (§3c: molecules; needs anchor and bonds).
+  std::string family = "independent";
   int64_t num_free = 0;     // M = N - 1 particles besides the anchor
   int64_t dim = 3;          // n = 2 or 3
   int64_t components = 16;  // K
@@ -42,6 +46,9 @@ struct MintPriorOptions {
   // harmonic free energies (see harmonic_prior.hpp).
   std::string init = "random";
   double init_noise = 0.0;
+  // Internal family: the anchor's particle index and the bond graph (particle index pairs).
+  int64_t anchor = -1;
+  std::vector<std::array<int64_t, 2>> bonds;
 };
 
 class MintPriorImpl : public torch::nn::Module {
@@ -83,6 +90,12 @@ class MintPriorImpl : public torch::nn::Module {
   // z with every reflected coordinate negated (R_s, s = -1).
   torch::Tensor reflect_frame_coordinates(const torch::Tensor& z) const;
   int64_t frame_dim() const;  // D
+  // Internal family (§3c): the same coordinate map with z = (log r, logit(theta / pi), phi) in
+  // the Z-matrix layout; set_gaussian_components puts the torsion centres on the means' torsions
+  // and carries the precision over to u = tan((phi - centre) / 2) ~ (phi - centre) / 2.
+  bool internal() const { return options_.family == "internal"; }
+  bool correlated() const { return gaussian() || internal(); }  // a full Gaussian per component
+  const ZMatrix& zmatrix() const { return zmatrix_; }
 
   const MintPriorOptions& options() const { return options_; }
   bool gaussian() const { return options_.family == "gaussian"; }
@@ -100,7 +113,8 @@ class MintPriorImpl : public torch::nn::Module {
   // rho (K, M), log_sigma (K, M). Gaussian family: logits (K), mean (K, D), precision_upper
   // (K, D, D; only its strictly upper triangle is used) and log_precision_diag (K, D).
   torch::Tensor logits, mu, log_kappa, rho, log_sigma;
-  torch::Tensor mean, precision_upper, log_precision_diag;
+  // Internal family: the same, with mean (K, D) of u and torsion_centre (K, T).
+  torch::Tensor mean, precision_upper, log_precision_diag, torsion_centre;
 
  private:
   torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first, double softening);
@@ -109,8 +123,24 @@ class MintPriorImpl : public torch::nn::Module {
   torch::Tensor gaussian_sample(const torch::Tensor& k);
   torch::Tensor component_directions() const;  // rows used by repulsion(), (K, M, n)
 
+  void setup_internal();
+  torch::Tensor internal_z(const torch::Tensor& c) const;               // c -> z
+  torch::Tensor internal_coordinates_of(const torch::Tensor& z) const;  // z -> c
+  torch::Tensor internal_log_jacobian(const torch::Tensor& z) const;    // log |dc/dz|
+  torch::Tensor internal_log_prob(const torch::Tensor& y);
+  torch::Tensor internal_sample(const torch::Tensor& k);
+  torch::Tensor internal_centres() const;  // z of each component's centre, (K, D)
+  torch::Tensor internal_frame_coordinates(const torch::Tensor& y) const;
+  torch::Tensor internal_from_frame_coordinates(const torch::Tensor& z) const;
+  torch::Tensor internal_log_frame_jacobian(const torch::Tensor& z) const;
+  void set_internal_components(const torch::Tensor& means, const torch::Tensor& precisions,
+                               const torch::Tensor& log_weights);
+  torch::Tensor draw_gaussian(const torch::Tensor& k);  // m_k + U_k^-1 e, (B, D)
+
   MintPriorOptions options_;
   torch::Tensor order_, inverse_order_;  // frame rows first, and back
+  ZMatrix zmatrix_;
+  torch::Tensor length_index_, angle_index_, torsion_index_;
   torch::Tensor reflect_sign_;           // (D,) +1, or -1 on the coordinates R_s negates
 };
 TORCH_MODULE(MintPrior);

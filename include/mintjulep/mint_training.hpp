@@ -67,7 +67,9 @@ MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& e
 torch::Tensor relabel_identical_particles(const torch::Tensor& x, const std::vector<int64_t>& types);
 
 // log w = -V(y, 1) - log q(y) on `count` fresh prior samples, evaluated in chunks; float64.
+// on_samples, when given, sees each chunk of samples y (in order).
 torch::Tensor prior_log_weights(MintPrior& prior, const AnchoredEnergy& energy, int64_t count,
-                                int64_t chunk = 4096);
+                                int64_t chunk = 4096,
+                                const std::function<void(const torch::Tensor&)>& on_samples = {});
 
 }  // namespace mintjulep

@@ -32,6 +32,8 @@ class MolecularEnergy : public Energy {
   // Mean bond length (nm).
   double length_scale() const override;
   std::vector<int64_t> default_frame(int64_t anchor) const override;
+  // The covalent bonds: the force field's harmonic bonds.
+  std::vector<std::array<int64_t, 2>> bonds() const override;
   // The PDB coordinates (1, N, 3), nm.
   torch::Tensor reference_configuration() const override;
 

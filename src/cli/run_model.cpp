@@ -3,6 +3,8 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/harmonic_prior.hpp>
 #include <mintjulep/minimize.hpp>
+#include <mintjulep/molecular_energy.hpp>
+#include <mintjulep/ramachandran.hpp>
 #include <mintjulep/systems.hpp>
 
 #include <c10/util/Exception.h>
@@ -75,17 +77,34 @@ void centre_prior_on_random_minima(Model& m, const MintPriorOptions& options) {
   m.prior->initialize_from(minimised.y);
 }
 
-// Gaussian components on distinct minima with Hessian covariances (DESIGN.md §3b); prints the
-// minima kept.
+// Gaussian (§3b) or internal (§3c) components on distinct minima with Hessian covariances;
+// prints the minima kept, with phi/psi for a peptide backbone.
 void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
   auto result = initialize_harmonic_prior(m.prior, *m.energy, options);
   fmt::print("prior: {} minimised configurations (with relabelled copies), {} distinct minima, {} kept "
              "for {} components\n",
              result.candidates, result.distinct, result.minima.size(), m.prior->options().components);
-  fmt::print("minimum  energy (kT)  harmonic free energy  weight  components  chiral\n");
+  auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(m.system);
+  BackboneAtoms bb;
+  bool backbone = false;
+  if (molecule) {
+    try {
+      bb = find_backbone(molecule->topology());
+      backbone = true;
+    } catch (const Error&) {
+    }
+  }
+  fmt::print("minimum  {}energy (kT)  harmonic free energy  weight  components  chiral\n",
+             backbone ? "   phi    psi  " : "");
   for (size_t i = 0; i < result.minima.size(); ++i) {
     const auto& h = result.minima[i];
-    fmt::print("{:>7}  {:11.4f}  {:20.4f}  {:6.4f}  {:10}  {}\n", i, h.energy, h.free_energy, h.weight,
+    std::string angles;
+    if (backbone) {
+      auto x = m.energy->to_full(h.y.unsqueeze(0).to(torch::kFloat64));
+      angles = fmt::format("{:6.1f} {:6.1f}  ", dihedral(x, bb.c_prev, bb.n, bb.ca, bb.c).item<double>() * 180 / M_PI,
+                           dihedral(x, bb.n, bb.ca, bb.c, bb.n_next).item<double>() * 180 / M_PI);
+    }
+    fmt::print("{:>7}  {}{:11.4f}  {:20.4f}  {:6.4f}  {:10}  {}\n", i, angles, h.energy, h.free_energy, h.weight,
                h.copies, h.chiral ? "yes" : "no");
   }
   std::fflush(stdout);
@@ -105,6 +124,8 @@ Model build_model(const RunConfig& config, torch::Device device, bool prior_from
   prior_options.dim = m.energy->dim();
   prior_options.frame = frame_rows(config, anchor, *m.system);
   if (prior_options.radius <= 0) prior_options.radius = m.system->length_scale();
+  prior_options.anchor = anchor;
+  prior_options.bonds = m.system->bonds();
   torch::manual_seed(config.seed);
   m.prior = MintPrior(prior_options);
   if (prior_options.init == "reference" && !prior_from_checkpoint)

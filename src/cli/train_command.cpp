@@ -5,7 +5,9 @@
 #include <mintjulep/io.hpp>
 #include <mintjulep/julep_training.hpp>
 #include <mintjulep/mint_training.hpp>
+#include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/pair_energies.hpp>
+#include <mintjulep/ramachandran.hpp>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/device.hpp"
@@ -77,7 +80,7 @@ int64_t print_component_summary(MintPrior& prior, const AnchoredEnergy& energy) 
     for (int64_t i = 0; i < std::min<int64_t>(d.numel(), 10); ++i)
       ds += fmt::format(" {:.2f}", d[i].item<double>());
     if (d.numel() > 10) ds += " ...";
-    const std::string kappa = prior->gaussian() ? "    -" : fmt::format("{:5.1f}", prior->kappa()[k].item<double>());
+    const std::string kappa = prior->correlated() ? "    -" : fmt::format("{:5.1f}", prior->kappa()[k].item<double>());
     fmt::print("{:>9}  {:6.3f}  {} {}\n", k, w, kappa, ds);
     bool seen = false;
     for (const auto& other : distinct) seen = seen || (other - d).abs().max().item<double>() < tolerance;
@@ -233,7 +236,30 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
     save_checkpoint(*model.prior, (folder / "prior.pt").string());
   }
   torch::manual_seed(config.seed + 1);
-  auto prior = summarize_log_weights(prior_log_weights(model.prior, energy, config.eval_samples));
+  // For a peptide: phi of every evaluation sample, for the reweighted population of phi > 0.
+  auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(model.system);
+  std::optional<BackboneAtoms> backbone;
+  if (molecule) {
+    try {
+      backbone = find_backbone(molecule->topology());
+    } catch (const Error&) {
+    }
+  }
+  std::vector<torch::Tensor> phis;
+  auto log_w = prior_log_weights(model.prior, energy, config.eval_samples, 4096, [&](const torch::Tensor& y) {
+    if (!backbone) return;
+    // D forms (the reflection-averaged prior draws half of them) mirrored to L first.
+    auto x = backbone->cb >= 0 ? mirror_to_l(energy.to_full(y), *backbone) : energy.to_full(y);
+    phis.push_back(dihedral(x, backbone->c_prev, backbone->n, backbone->ca, backbone->c).to(torch::kCPU));
+  });
+  auto prior = summarize_log_weights(log_w);
+  if (backbone) {
+    auto w = torch::softmax(log_w.to(torch::kCPU), 0);
+    const double positive = (w * (torch::cat(phis) > 0).to(torch::kFloat64)).sum().item<double>();
+    fmt::print("mint: reweighted weight of phi > 0 (D forms mirrored to L): {:.4f} (prior samples: {:.4f})\n", positive,
+               (torch::cat(phis) > 0).to(torch::kFloat64).mean().item<double>());
+    metrics["prior_phi_positive_weight"] = positive;
+  }
   const int64_t shapes = print_component_summary(model.prior, energy);
   fmt::print("mint: prior ESS {:.2f}% on {} samples, log Z {:.4f}, {} distinct component shapes\n",
              100 * prior.ess, prior.num_samples, prior.log_z, shapes);

@@ -213,15 +213,18 @@ RunConfig load_config(const std::string& path) {
         path + ": [train] reverse_kl_fraction must be in [0, 1]");
   check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
   check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
-  check(c.prior.family == "independent" || c.prior.family == "gaussian",
-        path + ": [prior] family must be \"independent\" (per-particle, the paper's) or \"gaussian\" (correlated)");
+  check(c.prior.family == "independent" || c.prior.family == "gaussian" || c.prior.family == "internal",
+        path + ": [prior] family must be \"independent\" (per-particle, the paper's), \"gaussian\" (correlated) "
+               "or \"internal\" (molecules: Gaussians in internal coordinates)");
   check(c.prior.init == "random" || c.prior.init == "reference" || c.prior.init == "minima" ||
             c.prior.init == "harmonic",
         path + ": [prior] init must be \"random\", \"reference\", \"minima\" or \"harmonic\"");
-  check(c.prior.init != "harmonic" || c.prior.family == "gaussian",
-        path + ": [prior] init = \"harmonic\" needs family = \"gaussian\"");
-  check(c.prior.family != "gaussian" || c.prior.invariant,
-        path + ": [prior] family = \"gaussian\" is always invariant; remove invariant = false");
+  check(c.prior.init != "harmonic" || c.prior.family == "gaussian" || c.prior.family == "internal",
+        path + ": [prior] init = \"harmonic\" needs family = \"gaussian\" or \"internal\"");
+  check(c.prior.family != "internal" || c.prior.init == "harmonic" || c.prior.init == "reference",
+        path + ": [prior] family = \"internal\" needs init = \"harmonic\" or \"reference\"");
+  check(c.prior.family == "independent" || c.prior.invariant,
+        path + ": [prior] family = \"" + c.prior.family + "\" is always invariant; remove invariant = false");
   check(c.harmonic.starts_per_component >= 1 && c.harmonic.max_relabellings >= 0 &&
             c.harmonic.hessian_floor > 0 && c.harmonic.covariance_scale > 0 && c.harmonic.merge_tolerance > 0,
         path + ": [prior] needs starts_per_component >= 1, max_relabellings >= 0, and hessian_floor, "

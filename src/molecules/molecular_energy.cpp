@@ -280,6 +280,12 @@ std::vector<int64_t> MolecularEnergy::default_frame(int64_t anchor) const {
   return {bonded[0].second, bonded[1].second};
 }
 
+std::vector<std::array<int64_t, 2>> MolecularEnergy::bonds() const {
+  std::vector<std::array<int64_t, 2>> result;
+  for (const auto& b : force_field_.bonds) result.push_back({b.i, b.j});
+  return result;
+}
+
 torch::Tensor MolecularEnergy::reference_configuration() const {
   return double_tensor(topology_.positions_nm).reshape({1, -1, 3});
 }

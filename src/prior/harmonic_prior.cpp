@@ -88,6 +88,11 @@ HarmonicInitResult initialize_harmonic_prior(MintPrior& prior, const AnchoredEne
                                              const HarmonicOptions& options) {
   check(options.starts_per_component >= 1, "harmonic init needs starts_per_component >= 1");
   const int64_t count = options.starts_per_component * prior->options().components;
+  if (prior->internal()) {
+    // A molecule: random rotamers about the rotatable bonds of the Z-matrix, minimised.
+    return initialize_harmonic_prior_from(prior, energy, discover_molecule_minima(energy, prior->zmatrix(), count),
+                                          options);
+  }
   auto soft = minimize_energy(energy, random_compact_starts(energy, count), 500, /*t=*/0.0);
   auto minimised = minimize_energy(energy, soft.y, 2000, /*t=*/1.0);
   return initialize_harmonic_prior_from(prior, energy, minimised.y, options);
@@ -96,7 +101,7 @@ HarmonicInitResult initialize_harmonic_prior(MintPrior& prior, const AnchoredEne
 HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const AnchoredEnergy& energy,
                                                   const torch::Tensor& minima,
                                                   const HarmonicOptions& options) {
-  check(prior->gaussian(), "harmonic initialisation needs [prior] family = \"gaussian\"");
+  check(prior->correlated(), "harmonic initialisation needs [prior] family = \"gaussian\" or \"internal\"");
   check(options.hessian_floor > 0 && options.covariance_scale > 0 && options.merge_tolerance > 0,
         "harmonic init needs hessian_floor, covariance_scale and merge_tolerance > 0");
   torch::NoGradGuard no_grad;

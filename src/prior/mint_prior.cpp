@@ -33,7 +33,6 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
                     M - 1));
   check(options_.radius > 0 && options_.sigma > 0 && options_.kappa > 0,
         "prior radius, sigma and kappa must be positive");
-
   std::vector<int64_t> order = {f1, f2};
   for (int64_t i = 0; i < M; ++i)
     if (i != f1 && i != f2) order.push_back(i);
@@ -42,13 +41,19 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
   order_ = register_buffer("order", torch::tensor(order, torch::kLong));
   inverse_order_ = register_buffer("inverse_order", torch::tensor(inverse, torch::kLong));
 
-  check(options_.family == "independent" || options_.family == "gaussian",
-        fmt::format("prior family must be \"independent\" or \"gaussian\", got \"{}\"", options_.family));
+  check(options_.family == "independent" || options_.family == "gaussian" || options_.family == "internal",
+        fmt::format("prior family must be \"independent\", \"gaussian\" or \"internal\", got \"{}\"",
+                    options_.family));
   check(options_.invariant || options_.family == "independent",
-        "the gaussian prior family is always invariant; set invariant = true or family = \"independent\"");
+        "the gaussian and internal prior families are always invariant; set invariant = true or family = "
+        "\"independent\"");
 
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   logits = register_parameter("logits", torch::zeros({K}, f64));
+  if (internal()) {
+    setup_internal();
+    return;
+  }
   if (gaussian()) {
     // R_s negates the last coordinate of every particle placed in the full frame.
     const int64_t D = frame_dim(), first_other = n == 2 ? 1 : 2, offset = n == 2 ? 1 : 3;
@@ -81,6 +86,14 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
         fmt::format("prior templates must have shape ({}, {}, {})", K, M, n));
   torch::NoGradGuard no_grad;
   auto y = templates.to(logits.options());
+  if (internal()) {
+    // Centres on the templates: torsion centres at their torsions, u-means at theirs.
+    auto z = frame_coordinates(y);
+    const auto ti = torsion_index_.to(z.device());
+    torsion_centre.copy_(z.index_select(1, ti));
+    mean.copy_(z.index_fill(1, ti, 0.0));
+    return;
+  }
   if (gaussian()) {
     mean.copy_(frame_coordinates(y));
     return;
@@ -120,7 +133,7 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
 }
 
 torch::Tensor MintPriorImpl::unit_directions() const {
-  check(!gaussian(), "unit_directions: the gaussian prior family has no per-particle directions");
+  check(!correlated(), "unit_directions: the gaussian and internal prior families have no per-particle directions");
   return normalize_rows(mu);
 }
 
@@ -130,6 +143,7 @@ int64_t MintPriorImpl::frame_dim() const {
 }
 
 torch::Tensor MintPriorImpl::frame_coordinates(const torch::Tensor& y) const {
+  if (internal()) return internal_frame_coordinates(y);
   const int64_t M = options_.num_free, n = options_.dim;
   check(y.dim() == 3 && y.size(1) == M && y.size(2) == n,
         fmt::format("frame coordinates need y of shape (B, {}, {})", M, n));
@@ -153,6 +167,7 @@ torch::Tensor MintPriorImpl::frame_coordinates(const torch::Tensor& y) const {
 }
 
 torch::Tensor MintPriorImpl::log_frame_jacobian(const torch::Tensor& z) const {
+  if (internal()) return internal_log_frame_jacobian(z);
   // Uniform orientation of e1 (1 / (2 pi r_1) or 1 / (4 pi r_1^2)), in 3D the uniform azimuth
   // of e2 (1 / (2 pi b_2)), and the log coordinates (1 / r_1, 1 / b_2).
   if (options_.dim == 2) return -std::log(2 * kPi) - 2 * z.select(1, 0);
@@ -160,6 +175,7 @@ torch::Tensor MintPriorImpl::log_frame_jacobian(const torch::Tensor& z) const {
 }
 
 torch::Tensor MintPriorImpl::from_frame_coordinates(const torch::Tensor& z) const {
+  if (internal()) return internal_from_frame_coordinates(z);
   const int64_t M = options_.num_free, n = options_.dim, B = z.size(0);
   check(z.dim() == 2 && z.size(1) == frame_dim(),
         fmt::format("frame coordinates must have shape (B, {})", frame_dim()));
@@ -180,22 +196,23 @@ torch::Tensor MintPriorImpl::from_frame_coordinates(const torch::Tensor& z) cons
 }
 
 torch::Tensor MintPriorImpl::reflect_frame_coordinates(const torch::Tensor& z) const {
-  check(gaussian(), "reflect_frame_coordinates needs the gaussian prior family");
+  check(correlated(), "reflect_frame_coordinates needs the gaussian or internal prior family");
   return z * reflect_sign_.to(z.device());
 }
 
 torch::Tensor MintPriorImpl::precision_factor() const {
-  check(gaussian(), "precision_factor needs the gaussian prior family");
+  check(correlated(), "precision_factor needs the gaussian or internal prior family");
   return precision_upper.triu(1) + torch::diag_embed(log_precision_diag.exp());
 }
 
 void MintPriorImpl::set_gaussian_components(const torch::Tensor& means, const torch::Tensor& precisions,
                                             const torch::Tensor& log_weights) {
   const int64_t K = options_.components, D = frame_dim();
-  check(gaussian(), "set_gaussian_components needs the gaussian prior family");
+  check(correlated(), "set_gaussian_components needs the gaussian or internal prior family");
   check(means.sizes() == torch::IntArrayRef({K, D}) && precisions.sizes() == torch::IntArrayRef({K, D, D}) &&
             log_weights.sizes() == torch::IntArrayRef({K}),
         fmt::format("gaussian components need means ({0}, {1}), precisions ({0}, {1}, {1}), weights ({0})", K, D));
+  if (internal()) return set_internal_components(means, precisions, log_weights);
   torch::NoGradGuard no_grad;
   // Sigma^-1 = L L^T (Cholesky) = U^T U with U = L^T upper triangular.
   auto upper = at::linalg_cholesky(precisions.to(mean.options())).transpose(1, 2);
@@ -210,6 +227,7 @@ torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
   check(y.dim() == 3 && y.size(1) == M && y.size(2) == n,
         fmt::format("prior input must have shape (B, {}, {})", M, n));
   auto y64 = y.to(torch::kFloat64);
+  if (internal()) return internal_log_prob(y64);
   if (gaussian()) return gaussian_log_prob(y64);
   if (!options_.invariant) return fixed_log_prob(y64);
   return invariant_log_prob(y64.index_select(1, order_.to(y.device())), 0.0);
@@ -229,8 +247,9 @@ torch::Tensor MintPriorImpl::gaussian_log_prob(const torch::Tensor& y) {
 }
 
 torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
-  // The gaussian family vanishes smoothly on the frame axis: no softening needed.
-  if (gaussian() || !options_.invariant || options_.dim != 3) return log_prob(y);
+  // The gaussian and internal families vanish smoothly where their coordinates degenerate: no
+  // softening needed.
+  if (correlated() || !options_.invariant || options_.dim != 3) return log_prob(y);
   check(y.dim() == 3 && y.size(1) == options_.num_free && y.size(2) == options_.dim,
         fmt::format("prior input must have shape (B, {}, {})", options_.num_free, options_.dim));
   return invariant_log_prob(y.to(torch::kFloat64).index_select(1, order_.to(y.device())),
@@ -331,6 +350,7 @@ torch::Tensor MintPriorImpl::gaussian_sample(const torch::Tensor& k) {
 }
 
 torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
+  if (internal()) return internal_sample(k);
   if (gaussian()) return gaussian_sample(k);
   const int64_t M = options_.num_free, n = options_.dim, count = k.numel();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
@@ -393,13 +413,14 @@ torch::Tensor MintPriorImpl::component_directions() const {
 }
 
 torch::Tensor MintPriorImpl::component_configurations() const {
+  if (internal()) return from_frame_coordinates(internal_centres());
   if (gaussian()) return from_frame_coordinates(mean);
   return component_directions() * rho.exp().unsqueeze(-1);
 }
 
 torch::Tensor MintPriorImpl::repulsion() {
-  // The gaussian family has no direction Gram matrices: its components start on distinct minima.
-  if (gaussian() || options_.components < 2) return torch::zeros({}, logits.options());
+  // The correlated families have no direction Gram matrices: its components start on distinct minima.
+  if (correlated() || options_.components < 2) return torch::zeros({}, logits.options());
   auto dirs = component_directions();
   auto gram = torch::matmul(dirs, dirs.transpose(1, 2)).flatten(1);  // (K, M*M)
   auto unit = gram / gram.pow(2).sum(-1, true).sqrt();

@@ -13,11 +13,12 @@
 namespace mintjulep {
 
 torch::Tensor prior_log_weights(MintPrior& prior, const AnchoredEnergy& energy, int64_t count,
-                                int64_t chunk) {
+                                int64_t chunk, const std::function<void(const torch::Tensor&)>& on_samples) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (int64_t done = 0; done < count; done += chunk) {
     auto y = prior->sample(std::min(chunk, count - done));
+    if (on_samples) on_samples(y);
     parts.push_back(-energy.value(y, 1.0).to(torch::kFloat64) - prior->log_prob(y));
   }
   return torch::cat(parts);
