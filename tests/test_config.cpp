@@ -129,6 +129,10 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[anneal]\nresample_threshold = 2.0\n", "resample_threshold must be in [0, 1]"},
       {"system = \"dw4\"\n[anneal]\ntarget_acceptance = 1.0\n", "target_acceptance must be in (0, 1)"},
       {"system = \"dw4\"\n[anneal]\nstep = 3\n", "unknown key 'step' in [anneal]"},
+      {"system = \"dw4\"\n[prior]\nfamily = \"pairs\"\n", "[prior] family must be"},
+      {"system = \"dw4\"\n[prior]\ninit = \"harmonic\"\n", "init = \"harmonic\" needs family"},
+      {"system = \"dw4\"\n[prior]\nfamily = \"gaussian\"\nhessian_floor = 0.0\n", "hessian_floor"},
+      {"system = \"dw4\"\n[mint]\nselect_every = -1\n", "select_every must be >= 0"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string message = error_of(write_config("bad" + std::to_string(i), cases[i].first));

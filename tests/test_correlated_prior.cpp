@@ -163,6 +163,29 @@ double ks_statistic(const torch::Tensor& sorted_cdf) {
   return std::max(upper.item<double>(), lower.item<double>());
 }
 
+TEST(GaussianPrior, LogProbEqualsTheFormulaWrittenOut) {
+  // Many components (K > D: the quadratic-form expansion) and few (K < D: the direct form)
+  // against the DESIGN.md §3b formula written out component by component.
+  for (auto [M, n, K] : {std::tuple<int64_t, int64_t, int64_t>{3, 2, 12}, {4, 3, 2}, {3, 3, 9}}) {
+    auto prior = make_gaussian_prior(M, n, K, 30);
+    torch::NoGradGuard no_grad;
+    auto y = prior->sample(40);
+    auto z = prior->frame_coordinates(y);
+    auto u = prior->precision_factor();
+    const double D = static_cast<double>(z.size(1));
+    std::vector<torch::Tensor> terms;
+    for (auto zs : {z, prior->reflect_frame_coordinates(z)}) {
+      for (int64_t k = 0; k < K; ++k) {
+        auto w = torch::matmul(zs - prior->mean[k], u[k].t());  // rows U_k (z - m_k)
+        terms.push_back(torch::log_softmax(prior->logits, 0)[k] - 0.5 * D * std::log(2 * kPi) +
+                        prior->log_precision_diag[k].sum() - 0.5 * w.pow(2).sum(1));
+      }
+    }
+    auto expected = prior->log_frame_jacobian(z) - std::log(2.0) + torch::logsumexp(torch::stack(terms), 0);
+    EXPECT_LT((prior->log_prob(y) - expected).abs().max().item<double>(), 1e-9) << "K = " << K;
+  }
+}
+
 TEST(GaussianPrior, FrameRadiusPassesKolmogorovSmirnov) {
   // log r_1 = z_0 is a mixture of normals N(m_k0, Sigma_k00), Sigma_k = (U_k^T U_k)^-1.
   const int64_t count = 20000;
@@ -312,6 +335,50 @@ TEST(HarmonicPrior, Dw4HarmonicSuperpositionIsAGoodPrior) {
   auto summary = summarize_log_weights(prior_log_weights(prior, *energy, 20000));
   EXPECT_GT(summary.ess, 0.02);
   EXPECT_NEAR(summary.log_z, 31.05, 1.0);
+}
+
+}  // namespace
+}  // namespace mintjulep
+
+namespace mintjulep {
+namespace {
+
+TEST(MintSelection, KeepsTheParametersThatMeasuredBest) {
+  // A harmonic DW-4 prior, then training with a learning rate so large that it spoils the prior:
+  // with selection every step, training ends on the untouched initial parameters.
+  auto energy = std::make_shared<AnchoredEnergy>(make_system("dw4"), 0);
+  MintPriorOptions o;
+  o.family = "gaussian";
+  o.num_free = 3;
+  o.dim = 2;
+  o.components = 16;
+  MintPrior prior(o);
+  torch::manual_seed(21);
+  HarmonicOptions h;
+  h.starts_per_component = 2;
+  initialize_harmonic_prior(prior, *energy, h);
+  std::vector<torch::Tensor> initial;
+  for (const auto& p : prior->parameters()) initial.push_back(p.detach().clone());
+  MintTrainingOptions t;
+  t.steps = 4;
+  t.samples = 256;
+  t.learning_rate = 0.5;
+  t.beta_start = 1.0;
+  t.warmup_steps = 0;
+  t.repulsion = 0;
+  t.log_every = 0;
+  t.objective = "snis";
+  t.select_every = 1;
+  t.select_samples = 4000;
+  auto result = train_mint(prior, *energy, t);
+  ASSERT_EQ(result.selected_step, 0);
+  EXPECT_GT(result.selected_ess, 0.01);
+  auto params = prior->parameters();
+  for (size_t i = 0; i < initial.size(); ++i) EXPECT_TRUE(torch::equal(params[i], initial[i])) << i;
+  // Without selection the same training moves the parameters away.
+  t.select_every = 0;
+  train_mint(prior, *energy, t);
+  EXPECT_FALSE(torch::equal(prior->parameters()[1], initial[1]));
 }
 
 }  // namespace

@@ -26,6 +26,12 @@ struct MintTrainingOptions {
   int64_t langevin_steps = 10;     // MALA steps of the pool per Mint step
   double langevin_refresh = 0.05;  // fraction of the pool redrawn from the prior per Mint step
   int64_t langevin_burn_in = 50;   // MALA steps a redrawn walker makes before it is fitted
+  // Every select_every steps (0: never) the prior's ESS is measured on select_samples fresh
+  // draws, and training ends with the parameters that measured best (the noisy stochastic
+  // objectives make the last step a poor pick). The reported ESS is always re-measured on
+  // fresh draws afterwards, so the selection does not bias it.
+  int64_t select_every = 0;
+  int64_t select_samples = 20000;
 };
 
 // Throws Error unless `objective` is a '+'-separated sum of snis, reverse_kl and langevin.
@@ -42,6 +48,8 @@ struct MintProgress {
 
 struct MintTrainingResult {
   int64_t steps = 0;
+  int64_t selected_step = -1;  // the step whose parameters were kept (-1: the last)
+  double selected_ess = 0;     // their ESS on select_samples draws
   int64_t dropped = 0;  // non-finite energies dropped over the whole run
   double seconds = 0;
 };

@@ -213,6 +213,11 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
                                         std::fflush(stdout);
                                       });
     train_seconds += result.seconds;
+    if (result.selected_step >= 0) {
+      fmt::print("mint: kept the parameters of step {} (ESS {:.2f}% on {} fresh draws)\n", result.selected_step,
+                 100 * result.selected_ess, config.mint.select_samples);
+      metrics["mint_selected_step"] = result.selected_step;
+    }
     metrics["mint_seconds"] = result.seconds;
     metrics["mint_steps"] = result.steps;
     metrics["prior_fitted_to"] = opt.fit_samples;
@@ -230,6 +235,11 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       std::fflush(stdout);
     });
     train_seconds += result.seconds;
+    if (result.selected_step >= 0) {
+      fmt::print("mint: kept the parameters of step {} (ESS {:.2f}% on {} fresh draws)\n", result.selected_step,
+                 100 * result.selected_ess, config.mint.select_samples);
+      metrics["mint_selected_step"] = result.selected_step;
+    }
     metrics["mint_seconds"] = result.seconds;
     metrics["mint_steps"] = result.steps;
     metrics["dropped_energies"] = result.dropped;
@@ -295,46 +305,58 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
       metrics["ais_sample_seconds"] = seconds;
       save_metrics();
     }
-    fmt::print("julep: T = {}, {} iterations x {} trajectories, lr {}, objective {}\n", config.julep.steps,
-               config.train.iterations, config.train.samples, config.train.learning_rate,
-               config.train.objective);
-    std::fflush(stdout);
-    JulepTrainingOptions train = config.train;
-    train.seed = config.seed;
-    train.state_path = state_path;
-    if (fs::exists(state_path)) fmt::print("julep: resuming from the saved training state {}\n", state_path);
-    torch::manual_seed(config.seed + 3);
-    auto result = train_julep(model.sampler, train, [](const JulepProgress& p) {
-      fmt::print("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n", p.iteration,
-                 p.objective == "reverse_kl" ? "-mean log w" : "Var[log w] ", p.loss, 100 * p.batch_ess,
-                 p.dropped, p.seconds);
+    // With [anneal] set to a method that needs no kernel and no training iterations, the run is
+    // prior + exact annealing: the Julep stage is skipped.
+    const bool kernel_stage = config.train.iterations > 0 || !config.anneal_configured ||
+                              config.anneal.method == "julep" || config.anneal.method == "smc-julep";
+    if (kernel_stage) {
+      fmt::print("julep: T = {}, {} iterations x {} trajectories, lr {}, objective {}\n", config.julep.steps,
+                 config.train.iterations, config.train.samples, config.train.learning_rate,
+                 config.train.objective);
       std::fflush(stdout);
-    });
-    if (result.resumed_from >= 0) fmt::print("julep: resumed at iteration {}\n", result.resumed_from);
-    train_seconds += result.seconds;
-    metrics["julep_seconds"] = result.seconds;
-    metrics["julep_iterations"] = result.iterations;
-    metrics["dropped_trajectories"] = result.dropped;
-    save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
-    {
-      auto eps = model.sampler->log_eps.detach().exp().to(torch::kCPU);
-      fmt::print("julep: noise levels eps_j from {:.4g} to {:.4g} (first {:.4g}, last {:.4g})\n",
-                 eps.min().item<double>(), eps.max().item<double>(), eps[0].item<double>(),
-                 eps[-1].item<double>());
+      JulepTrainingOptions train = config.train;
+      train.seed = config.seed;
+      train.state_path = state_path;
+      if (fs::exists(state_path)) fmt::print("julep: resuming from the saved training state {}\n", state_path);
+      torch::manual_seed(config.seed + 3);
+      auto result = train_julep(model.sampler, train, [](const JulepProgress& p) {
+        fmt::print("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n", p.iteration,
+                   p.objective == "reverse_kl" ? "-mean log w" : "Var[log w] ", p.loss, 100 * p.batch_ess,
+                   p.dropped, p.seconds);
+        std::fflush(stdout);
+      });
+      if (result.resumed_from >= 0) fmt::print("julep: resumed at iteration {}\n", result.resumed_from);
+      train_seconds += result.seconds;
+      metrics["julep_seconds"] = result.seconds;
+      metrics["julep_iterations"] = result.iterations;
+      metrics["dropped_trajectories"] = result.dropped;
+      save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
+      {
+        auto eps = model.sampler->log_eps.detach().exp().to(torch::kCPU);
+        fmt::print("julep: noise levels eps_j from {:.4g} to {:.4g} (first {:.4g}, last {:.4g})\n",
+                   eps.min().item<double>(), eps.max().item<double>(), eps[0].item<double>(),
+                   eps[-1].item<double>());
+      }
+      // The same prior draws and noise as the baseline (common random numbers): with heavy-tailed
+      // weights, which rare starts a sample happens to contain would otherwise swamp the difference.
+      double seconds = 0;
+      torch::manual_seed(config.seed + 2);
+      auto path = evaluate_paths(model.sampler, count, config.seed + 2, "julep", seconds);
+      fmt::print("julep: path ESS {:.2f}% on {} samples, log Z {:.4f}, {:.0f} s sampling\n",
+                 100 * path.ess, path.num_samples, path.log_z, seconds);
+      metrics["path_ess"] = path.ess;
+      metrics["log_z"] = path.log_z;
+      metrics["sample_seconds"] = seconds;
     }
-    // The same prior draws and noise as the baseline (common random numbers): with heavy-tailed
-    // weights, which rare starts a sample happens to contain would otherwise swamp the difference.
-    double seconds = 0;
-    torch::manual_seed(config.seed + 2);
-    auto path = evaluate_paths(model.sampler, count, config.seed + 2, "julep", seconds);
-    fmt::print("julep: path ESS {:.2f}% on {} samples, log Z {:.4f}, {:.0f} s sampling\n",
-               100 * path.ess, path.num_samples, path.log_z, seconds);
-    metrics["path_ess"] = path.ess;
-    metrics["log_z"] = path.log_z;
-    metrics["sample_seconds"] = seconds;
     if (config.anneal_configured) {
       torch::manual_seed(config.seed + 2);
       metrics["anneal"] = run_annealing(model, config.anneal, count, config.seed + 2);
+      if (!kernel_stage) {
+        // The run's headline numbers are the annealing's.
+        for (const char* key : {"path_ess", "smc_final_ess", "log_z", "resampling_events"})
+          if (metrics["anneal"].contains(key)) metrics[key] = metrics["anneal"][key];
+        save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
+      }
     }
   }
   metrics["train_seconds"] = train_seconds;

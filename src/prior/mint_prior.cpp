@@ -236,13 +236,26 @@ torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
 torch::Tensor MintPriorImpl::gaussian_log_prob(const torch::Tensor& y) {
   const int64_t B = y.size(0), D = frame_dim(), K = options_.components;
   auto z = frame_coordinates(y);
-  // Both reflections at once: (2B, D), then per component U_k (z - m_k) as a (K, D, 2B) bmm.
+  // Both reflections at once: z and R_s z stacked into (2B, D).
   auto both = torch::cat({z, z * reflect_sign_.to(z.device())}, 0);
-  auto diff = both.unsqueeze(0) - mean.unsqueeze(1);  // (K, 2B, D)
-  auto whitened = torch::matmul(precision_factor(), diff.transpose(1, 2));  // (K, D, 2B)
-  auto log_normal = -0.5 * D * std::log(2 * kPi) + log_precision_diag.sum(1, true) -
-                    0.5 * whitened.pow(2).sum(1);  // (K, 2B)
-  auto terms = (torch::log_softmax(logits, 0).unsqueeze(1) + log_normal).view({K, 2, B});
+  auto u = precision_factor();
+  torch::Tensor mahalanobis;  // (2B, K): |U_k (z - m_k)|^2
+  if (D < K) {
+    // z^T P_k z - 2 z^T P_k m_k + m_k^T P_k m_k with P_k = U_k^T U_k: two matrix products over
+    // (2B, D^2) and (2B, D) instead of a (K, 2B, D) intermediate.
+    auto precision = torch::matmul(u.transpose(1, 2), u);                  // (K, D, D)
+    auto pm = torch::matmul(precision, mean.unsqueeze(-1)).squeeze(-1);   // (K, D)
+    auto outer = (both.unsqueeze(2) * both.unsqueeze(1)).flatten(1);      // (2B, D^2)
+    mahalanobis = (torch::matmul(outer, precision.flatten(1).t()) - 2 * torch::matmul(both, pm.t()) +
+                   (mean * pm).sum(1).unsqueeze(0))
+                      .clamp_min(0.0);
+  } else {
+    auto diff = both.unsqueeze(0) - mean.unsqueeze(1);                    // (K, 2B, D)
+    mahalanobis = torch::matmul(u, diff.transpose(1, 2)).pow(2).sum(1).t();  // (2B, K)
+  }
+  auto log_normal = -0.5 * D * std::log(2 * kPi) + log_precision_diag.sum(1).unsqueeze(0) -
+                    0.5 * mahalanobis;  // (2B, K)
+  auto terms = (torch::log_softmax(logits, 0).unsqueeze(0) + log_normal).t().reshape({K, 2, B});
   return log_frame_jacobian(z) - std::log(2.0) + torch::logsumexp(terms.flatten(0, 1), 0);
 }
 
@@ -316,7 +329,10 @@ torch::Tensor MintPriorImpl::invariant_log_prob(const torch::Tensor& yf, double 
 
 torch::Tensor MintPriorImpl::sample(int64_t count) {
   torch::NoGradGuard no_grad;
-  return sample_components(torch::multinomial(weights(), count, /*replacement=*/true));
+  auto w = weights();
+  check(torch::isfinite(w).all().item<bool>(),
+        "the prior's mixture weights are not finite (its training diverged): lower [mint] learning_rate");
+  return sample_components(torch::multinomial(w, count, /*replacement=*/true));
 }
 
 torch::Tensor MintPriorImpl::gaussian_sample(const torch::Tensor& k) {

@@ -136,6 +136,18 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   const int64_t per_component = std::max<int64_t>(1, options.samples / K);
   auto component_ids = torch::arange(K, torch::TensorOptions().dtype(torch::kLong).device(prior->logits.device()))
                            .repeat_interleave(per_component);
+  // Best parameters so far by ESS on fresh draws (select_every > 0).
+  std::vector<torch::Tensor> best;
+  auto select = [&](int64_t step) {
+    torch::NoGradGuard no_grad;
+    const double ess = summarize_log_weights(prior_log_weights(prior, energy, options.select_samples)).ess;
+    if (!best.empty() && !(ess > result.selected_ess)) return;
+    best.clear();
+    for (const auto& p : prior->parameters()) best.push_back(p.detach().clone());
+    result.selected_ess = ess;
+    result.selected_step = step;
+  };
+  if (options.select_every > 0) select(0);
   for (int64_t step = 0; step < options.steps; ++step) {
     const double fraction = options.warmup_steps > 0
                                 ? std::min(1.0, static_cast<double>(step) / options.warmup_steps)
@@ -204,6 +216,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       optimizer.step();
     }
     result.steps = step + 1;
+    if (options.select_every > 0 && (step + 1) % options.select_every == 0) select(step + 1);
     if (progress && progress_due(step, options.log_every, options.steps)) {
       MintProgress p;
       p.step = step;
@@ -215,6 +228,11 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       if (use_langevin) p.acceptance = pool.acceptance;
       progress(p);
     }
+  }
+  if (!best.empty()) {
+    torch::NoGradGuard no_grad;
+    auto parameters = prior->parameters();
+    for (size_t i = 0; i < best.size(); ++i) parameters[i].copy_(best[i]);
   }
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
