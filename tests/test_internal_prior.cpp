@@ -4,6 +4,7 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/internal_coordinates.hpp>
 #include <mintjulep/harmonic_prior.hpp>
+#include <mintjulep/minimize.hpp>
 #include <mintjulep/mint_prior.hpp>
 #include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/ramachandran.hpp>
@@ -13,6 +14,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <numeric>
 #include <set>
 
 #include "test_helpers.hpp"
@@ -347,6 +349,33 @@ TEST(BasinDiscovery, RandomRotamersOfAlanineDipeptideReachItsBackboneBasins) {
   EXPECT_TRUE(torch::isfinite(log_w).all().item<bool>());
   auto w = torch::softmax(log_w, 0);
   EXPECT_GT(1.0 / w.pow(2).sum().item<double>() / 256, 0.01);  // prior ESS above 1 % (6 components, no training)
+}
+
+TEST(HarmonicInit, MethylRelabellingsOfOneMinimumAreMerged) {
+  // The same minimum with the three hydrogens of each methyl group relabelled (a rotation of
+  // the rotor by 120 degrees) is one basin: merged by default, kept apart without merging.
+  Ala2 a;
+  auto y = minimize_energy(a.energy, a.configurations(1, 0.0, 30), 300).y;
+  auto x = a.energy.to_full(y);
+  // ACE HH31, HH32, HH33 = 0, 2, 3; ALA HB1..3 = 11..13; NME HH31..33 = 19..21.
+  std::vector<int64_t> order(22);
+  std::iota(order.begin(), order.end(), 0);
+  for (auto g : {std::array<int64_t, 3>{0, 2, 3}, {11, 12, 13}, {19, 20, 21}}) {
+    order[g[0]] = g[1];
+    order[g[1]] = g[2];
+    order[g[2]] = g[0];
+  }
+  auto relabelled = a.energy.to_anchored(x.index_select(1, torch::tensor(order, torch::kLong)));
+  EXPECT_LT(std::abs(a.energy.value(relabelled).item<double>() - a.energy.value(y).item<double>()), 1e-9);
+  auto minima = torch::cat({y, relabelled});
+  auto merged_prior = ala2_prior(a, 2, 31);
+  auto merged = initialize_harmonic_prior_from(merged_prior, a.energy, minima);
+  EXPECT_EQ(merged.distinct, 1);
+  EXPECT_EQ(merged.relabellings, 216);  // 3! per methyl group
+  HarmonicOptions keep;
+  keep.merge_relabelled = false;
+  auto apart_prior = ala2_prior(a, 2, 31);
+  EXPECT_EQ(initialize_harmonic_prior_from(apart_prior, a.energy, minima, keep).distinct, 2);
 }
 
 }  // namespace

@@ -25,6 +25,11 @@ struct HarmonicOptions {
   // Two minima are the same when their canonical positions (up to the frame reflection)
   // differ by less than this fraction of the length scale.
   double merge_tolerance = 0.05;
+  // Molecules: minima that differ only by a relabelling of interchangeable terminal atoms (the
+  // hydrogens of a methyl group) are one minimum, so that every basin is covered by one
+  // labelled copy (log Z is then short by the log of the number of such labellings, the same
+  // for every basin, and basin weights are unbiased). false: every labelled copy found is kept.
+  bool merge_relabelled = true;
 };
 
 struct HarmonicMinimum {
@@ -40,6 +45,7 @@ struct HarmonicInitResult {
   std::vector<HarmonicMinimum> minima;  // distinct minima kept, by decreasing free energy
   int64_t candidates = 0;               // minimised starts (with relabelled copies)
   int64_t distinct = 0;                 // distinct labelled minima among them
+  int64_t relabellings = 1;             // relabellings of terminal atoms merged (1: none)
 };
 
 // Minimises starts_per_component * K random compact starts (L-BFGS on the soft-core path end

@@ -84,6 +84,10 @@ void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
   fmt::print("prior: {} minimised configurations (with relabelled copies), {} distinct minima, {} kept "
              "for {} components\n",
              result.candidates, result.distinct, result.minima.size(), m.prior->options().components);
+  if (result.relabellings > 1)
+    fmt::print("prior: copies of a minimum under the {} relabellings of interchangeable terminal atoms (methyl "
+               "hydrogens) merged: log Z covers one labelling of them (add log {} = {:.4f} for all)\n",
+               result.relabellings, result.relabellings, std::log(static_cast<double>(result.relabellings)));
   auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(m.system);
   BackboneAtoms bb;
   bool backbone = false;

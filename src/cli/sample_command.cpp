@@ -7,10 +7,12 @@
 #include <mintjulep/estimators.hpp>
 #include <mintjulep/io.hpp>
 #include <mintjulep/julep_training.hpp>
+#include <mintjulep/mint_training.hpp>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -48,6 +50,9 @@ void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
   apply_global_options(effective);
   Model model = build_model(config, parse_device(effective.device), /*prior_from_checkpoint=*/true);
   const bool has_kernel = fs::exists(folder / "sampler.pt");
+  check(opt.method.empty() || opt.method == "prior" ||
+            std::find(anneal_methods().begin(), anneal_methods().end(), opt.method) != anneal_methods().end(),
+        fmt::format("--method must be prior or an annealing method, got '{}'", opt.method));
   const bool needs_kernel = opt.method.empty() || opt.method == "julep" || opt.method == "smc-julep";
   if (has_kernel || needs_kernel) load_checkpoint(*model.sampler, (folder / "sampler.pt").string(), model.device);
   else load_checkpoint(*model.prior, (folder / "prior.pt").string(), model.device);
@@ -56,7 +61,13 @@ void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
   torch::manual_seed(static_cast<uint64_t>(opt.seed));
   torch::Tensor y, log_w;
   std::string summary_line;
-  if (opt.method.empty()) {
+  if (opt.method == "prior") {
+    // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples.
+    std::vector<torch::Tensor> parts;
+    log_w = prior_log_weights(model.prior, *model.energy, opt.count, opt.chunk,
+                              [&](const torch::Tensor& draw) { parts.push_back(draw); });
+    y = torch::cat(parts);
+  } else if (opt.method.empty()) {
     auto batch = sample_julep(model.sampler, opt.count, opt.chunk, static_cast<uint64_t>(opt.seed),
                               [&](int64_t done) {
                                 if (done == opt.count || done % (20 * opt.chunk) == 0) {
@@ -89,7 +100,7 @@ void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
   write_npz(opt.out, {{"positions", model.energy->to_full(y).to(torch::kCPU, torch::kFloat64)},
                       {"log_w", log_w.to(torch::kCPU)},
                       {"energies", torch::cat(energies)}});
-  const bool smc = !opt.method.empty() && anneal_method_resamples(opt.method);
+  const bool smc = !opt.method.empty() && opt.method != "prior" && anneal_method_resamples(opt.method);
   fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads; "
              "wrote {}\n",
              opt.count, smc ? "SMC final ESS" : "path ESS", 100 * summary.ess, summary.log_z,
@@ -110,8 +121,9 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
                   "SMC population)")
       ->capture_default_str();
   cmd->add_option("--method", opt->method,
-                  "annealing: ula, mala, julep, smc-ula, smc-mala or smc-julep (default: the trained kernel); "
-                  "mala and smc-mala need only the prior, e.g. a --stage mint run");
+                  "prior (fresh prior draws, weights -U - log q), or annealing: ula, mala, julep, smc-ula, smc-mala "
+                  "or smc-julep (default: the trained kernel); prior, mala and smc-mala need only the prior, e.g. "
+                  "a --stage mint run");
   cmd->add_option("--steps", opt->steps, "MALA temperatures T (default: the config's [anneal] steps)");
   cmd->add_option("--moves", opt->moves, "MALA moves per temperature (default: the config's [anneal] moves)");
   cmd->callback([opt, cmd, &global] {

@@ -113,6 +113,7 @@ RunConfig load_config(const std::string& path) {
   prior.read("hessian_floor", c.harmonic.hessian_floor);
   prior.read("covariance_scale", c.harmonic.covariance_scale);
   prior.read("merge_tolerance", c.harmonic.merge_tolerance);
+  prior.read("merge_relabelled", c.harmonic.merge_relabelled);
   prior.reject_unknown();
 
   Table mint(root["mint"].as_table(), "[mint]", path);

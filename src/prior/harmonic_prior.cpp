@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <numeric>
 
@@ -30,6 +31,52 @@ std::vector<std::vector<int64_t>> all_relabellings(const Energy& system, int64_t
   return result;
 }
 
+// Row permutations (of the anchored rows, anchor removed) that relabel interchangeable terminal
+// atoms of a molecule: every permutation inside each group of >= 2 atoms of one particle type
+// bonded only to the same atom (the three hydrogens of a methyl group: 6 each). Empty when there
+// are none, the system has no bonds, or the product exceeds `limit`.
+std::vector<std::vector<int64_t>> terminal_relabellings(const AnchoredEnergy& energy, int64_t limit) {
+  const Energy& system = energy.energy();
+  const auto bonds = system.bonds();
+  if (bonds.empty() || system.same_type_particles_interchangeable()) return {};
+  const int64_t N = system.num_particles(), anchor = energy.anchor();
+  const auto types = system.particle_types();
+  std::vector<std::vector<int64_t>> neighbours(static_cast<size_t>(N));
+  for (const auto& b : bonds) {
+    neighbours[static_cast<size_t>(b[0])].push_back(b[1]);
+    neighbours[static_cast<size_t>(b[1])].push_back(b[0]);
+  }
+  std::vector<std::vector<int64_t>> groups;
+  for (int64_t centre = 0; centre < N; ++centre) {
+    std::map<int64_t, std::vector<int64_t>> by_type;
+    for (int64_t j : neighbours[static_cast<size_t>(centre)])
+      if (neighbours[static_cast<size_t>(j)].size() == 1 && j != anchor) by_type[types[static_cast<size_t>(j)]].push_back(j);
+    for (auto& [type, atoms] : by_type)
+      if (atoms.size() >= 2) groups.push_back(atoms);
+  }
+  const auto row = [&](int64_t particle) { return particle < anchor ? particle : particle - 1; };
+  std::vector<int64_t> identity(static_cast<size_t>(N - 1));
+  std::iota(identity.begin(), identity.end(), 0);
+  std::vector<std::vector<int64_t>> result = {identity};
+  for (const auto& g : groups) {
+    std::vector<int64_t> p = g;
+    std::sort(p.begin(), p.end());
+    std::vector<std::vector<int64_t>> orders;
+    do orders.push_back(p);
+    while (std::next_permutation(p.begin(), p.end()));
+    if (static_cast<double>(result.size()) * static_cast<double>(orders.size()) > static_cast<double>(limit)) return {};
+    std::vector<std::vector<int64_t>> next;
+    for (const auto& r : result)
+      for (const auto& o : orders) {
+        auto q = r;
+        for (size_t i = 0; i < g.size(); ++i) q[static_cast<size_t>(row(g[i]))] = r[static_cast<size_t>(row(o[i]))];
+        next.push_back(q);
+      }
+    result = std::move(next);
+  }
+  return result.size() > 1 ? result : std::vector<std::vector<int64_t>>{};
+}
+
 // Canonical positions (C, M * n) of frame coordinates z and of their mirror images.
 std::pair<torch::Tensor, torch::Tensor> canonical_shapes(const MintPrior& prior, const torch::Tensor& z) {
   return {prior->from_frame_coordinates(z).flatten(1),
@@ -39,11 +86,20 @@ std::pair<torch::Tensor, torch::Tensor> canonical_shapes(const MintPrior& prior,
 // Indices of the distinct configurations among z (C, D), lowest energy first: a candidate is
 // dropped when its canonical positions (or those of its mirror image) are within `tolerance`
 // (root mean square per particle) of one kept before it.
+// With `relabellings` (row permutations), a candidate is also dropped when a relabelled copy of
+// it is within tolerance of one kept: symmetric copies of one basin count once.
 std::vector<int64_t> distinct_minima(const MintPrior& prior, const torch::Tensor& z,
-                                     const torch::Tensor& energies, double tolerance) {
+                                     const torch::Tensor& energies, double tolerance,
+                                     const std::vector<std::vector<int64_t>>& relabellings = {}) {
   const int64_t C = z.size(0), M = prior->options().num_free;
   auto [shape, mirror] = canonical_shapes(prior, z);
-  auto rms = torch::minimum(torch::cdist(shape, shape), torch::cdist(shape, mirror)) / std::sqrt(double(M));
+  auto rms = torch::minimum(torch::cdist(shape, shape), torch::cdist(shape, mirror));
+  for (const auto& p : relabellings) {
+    auto index = torch::tensor(p, torch::kLong).to(shape.device());
+    auto relabel = [&](const torch::Tensor& s) { return s.view({C, M, -1}).index_select(1, index).flatten(1); };
+    rms = torch::minimum(rms, torch::minimum(torch::cdist(shape, relabel(shape)), torch::cdist(shape, relabel(mirror))));
+  }
+  rms = rms / std::sqrt(double(M));
   auto close = (rms < tolerance).to(torch::kCPU).contiguous();
   auto order = std::get<1>(energies.sort()).to(torch::kCPU).contiguous();
   auto close_a = close.accessor<bool, 2>();
@@ -131,7 +187,12 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
   result.candidates = y.size(0);
   energies = energy.value(y, 1.0).to(torch::kFloat64);
   z = prior->frame_coordinates(y);
-  kept = distinct_minima(prior, z, energies, tolerance);
+  // Symmetric copies of one basin (a methyl group's hydrogens relabelled): one component
+  // covers one copy (the reported log Z is then that of one labelling of those atoms).
+  const auto symmetric = options.merge_relabelled ? terminal_relabellings(energy, options.max_relabellings)
+                                                  : std::vector<std::vector<int64_t>>{};
+  result.relabellings = symmetric.empty() ? 1 : static_cast<int64_t>(symmetric.size());
+  kept = distinct_minima(prior, z, energies, tolerance, symmetric);
   auto index = torch::tensor(kept, torch::kLong).to(device);
   z = z.index_select(0, index);
   energies = energies.index_select(0, index);
