@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the default example: energies of the built-in
-# systems on the configurations in examples/, then MintJulep on DW-4 end to end (Mint prior,
-# untrained AIS baseline, Julep training, path ESS on 1e4 samples) and a draw of weighted
-# samples. About 25 minutes on 2 cores.
+# systems on the configurations in examples/, then MintJulep on DW-4 end to end (the gaussian
+# Mint prior on the harmonic basins of its minima, then exact MALA annealing, path ESS and
+# log Z on 1e4 samples) and a draw of weighted samples. About 8 minutes on 2 cores after the
+# build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

@@ -147,8 +147,9 @@ Model build_model(const RunConfig& config, torch::Device device, bool prior_from
   return m;
 }
 
-JulepSampler make_ais_baseline(const Model& model) {
+JulepSampler make_ais_baseline(const Model& model, int64_t steps) {
   JulepOptions options = model.config.julep;
+  if (steps > 0) options.steps = steps;
   options.use_a = options.use_b = options.use_util = false;
   options.learn_eps = false;
   JulepSampler baseline(model.prior, model.energy, model.sampler->network(), options);
@@ -160,8 +161,14 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
                              AnnealResult* result) {
   const auto start = std::chrono::steady_clock::now();
   JulepSampler kernel{nullptr};
-  if (options.method == "ula" || options.method == "smc-ula") kernel = make_ais_baseline(model);
-  if (options.method == "julep" || options.method == "smc-julep") kernel = model.sampler;
+  if (options.method == "ula" || options.method == "smc-ula") kernel = make_ais_baseline(model, options.steps);
+  if (options.method == "julep" || options.method == "smc-julep") {
+    check(options.steps == model.config.julep.steps,
+          fmt::format("the trained kernel has T = {} steps ([julep] steps); it cannot anneal in {} steps "
+                      "(leave [anneal] steps / --steps at {})",
+                      model.config.julep.steps, options.steps, model.config.julep.steps));
+    kernel = model.sampler;
+  }
   const bool mala = anneal_method_uses_mala(options.method), smc = anneal_method_resamples(options.method);
   const std::string what = "anneal " + options.method;
   auto r = anneal(options, model.prior, *model.energy, kernel, count, seed, [&](int64_t done, int64_t total) {

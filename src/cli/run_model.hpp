@@ -28,7 +28,7 @@ struct Model {
 Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint = false);
 
 // The untrained AIS baseline on the same prior: A = b = Util = 0, fixed eps.
-JulepSampler make_ais_baseline(const Model& model);
+JulepSampler make_ais_baseline(const Model& model, int64_t steps = 0);
 
 // Runs the annealing method of `options` on `count` chains (ula: the AIS baseline kernel; julep:
 // the model's kernel; mala: the prior and energy alone), prints progress and a summary line and

@@ -33,12 +33,13 @@ struct SampleOptions {
   int64_t seed = 0;
   int64_t chunk = 500;
   bool chunk_given = false;
-  std::string method;  // empty: the trained kernel, as sample_julep runs it
+  std::string method;  // empty: the config's [anneal] method, else the trained kernel
   int64_t steps = 0;   // MALA T (0: the config's)
   int64_t moves = 0;   // MALA moves per temperature (0: the config's)
 };
 
-void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
+void run_sample(const SampleOptions& given, const GlobalOptions& global) {
+  SampleOptions opt = given;
   check(opt.count >= 1, "--num-samples must be >= 1");
   check(opt.chunk >= 1, "--chunk must be >= 1");
   const auto folder = fs::path(opt.run);
@@ -49,6 +50,8 @@ void run_sample(const SampleOptions& opt, const GlobalOptions& global) {
   if (effective.device.empty()) effective.device = config.device;
   apply_global_options(effective);
   Model model = build_model(config, parse_device(effective.device), /*prior_from_checkpoint=*/true);
+  // Without --method: the run's own sampler, i.e. its [anneal] method when the config has one.
+  if (opt.method.empty() && config.anneal_configured) opt.method = config.anneal.method;
   const bool has_kernel = fs::exists(folder / "sampler.pt");
   check(opt.method.empty() || opt.method == "prior" ||
             std::find(anneal_methods().begin(), anneal_methods().end(), opt.method) != anneal_methods().end(),
@@ -122,7 +125,7 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str();
   cmd->add_option("--method", opt->method,
                   "prior (fresh prior draws, weights -U - log q), or annealing: ula, mala, julep, smc-ula, smc-mala "
-                  "or smc-julep (default: the trained kernel); prior, mala and smc-mala need only the prior, e.g. "
+                  "or smc-julep (default: the config's [anneal] method, else the trained kernel); prior, mala and smc-mala need only the prior, e.g. "
                   "a --stage mint run");
   cmd->add_option("--steps", opt->steps, "MALA temperatures T (default: the config's [anneal] steps)");
   cmd->add_option("--moves", opt->moves, "MALA moves per temperature (default: the config's [anneal] moves)");
