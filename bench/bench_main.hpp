@@ -1,6 +1,7 @@
 #pragma once
-// The main() of the benchmark programs: threads from MINTJULEP_THREADS (default: one per
-// core, OpenBLAS single-threaded inside them), then Google Benchmark as usual.
+// The main() of the benchmark programs: freed memory kept in the process (as the command-line
+// tool does), threads from MINTJULEP_THREADS (default: one per core, OpenBLAS single-threaded
+// inside them), then Google Benchmark as usual.
 #include <mintjulep/threads.hpp>
 
 #include <benchmark/benchmark.h>
@@ -9,6 +10,7 @@
 
 #define MINTJULEP_BENCHMARK_MAIN()                                        \
   int main(int argc, char** argv) {                                       \
+    mintjulep::keep_freed_memory();                                       \
     const char* env = std::getenv("MINTJULEP_THREADS");                   \
     mintjulep::set_threads(env ? std::atoi(env) : 0);                     \
     benchmark::Initialize(&argc, argv);                                   \
