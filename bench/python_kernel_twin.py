@@ -46,13 +46,15 @@ class Layer(nn.Module):
         self.node = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, hidden))
 
     def forward(self, x, h):
-        n = x.shape[1]
+        b, n, hidden = x.shape[0], x.shape[1], h.shape[-1]
         diff = x.unsqueeze(2) - x.unsqueeze(1)
         d2 = diff.pow(2).sum(-1, keepdim=True)
         pre = torch.addcmul(self.edge_left(h).unsqueeze(2) + self.edge_right(h).unsqueeze(1), d2,
                             self.edge_distance.weight.view(-1))
-        m = self.edge_rest(pre)
-        x_new = x + (diff * self.coordinate(m)).sum(2) / (n - 1)
+        m_flat = self.edge_rest(pre.view(-1, hidden))  # 2-D: Linear is one addmm, bias fused
+        c = self.coordinate(m_flat).view(b, n, n, 1)
+        m = m_flat.view(b, n, n, hidden)
+        x_new = x + (diff * c).sum(2) / (n - 1)
         m_sum = m.sum(2) - m.diagonal(0, 1, 2).transpose(1, 2)  # no self-edges
         h_new = h + self.node(torch.cat([h, m_sum], -1))
         return x_new, h_new

@@ -33,14 +33,18 @@ std::pair<torch::Tensor, torch::Tensor> EgnnLayerImpl::forward(const torch::Tens
   // Linear(1, H) on the edges is a K = 1 matrix product), and no (B, N, N, 1) self-edge mask:
   // the self-edge carries x_i - x_i = 0 into the coordinate update, and its message is
   // subtracted from the message sum (an (B, N, H) diagonal) instead of masked out.
-  const int64_t n_particles = x.size(1);
+  // The edge MLPs see the edges as one (B N N, H) matrix: a Linear on a 2-D input is a single
+  // addmm with the bias fused, where a 4-D input costs a matmul plus a separate bias pass.
+  const int64_t batch = x.size(0), n_particles = x.size(1), hidden = h.size(-1);
   auto diff = x.unsqueeze(2) - x.unsqueeze(1);      // (B, N, N, n): x_i - x_j
   auto d2 = diff.pow(2).sum(-1, /*keepdim=*/true);   // (B, N, N, 1)
   auto pre = torch::addcmul(edge_left(h).unsqueeze(2) + edge_right(h).unsqueeze(1), d2,
                             edge_distance->weight.view({-1}));
-  auto m = edge_rest->forward(pre);                  // (B, N, N, H), self-edges included
+  auto m_flat = edge_rest->forward(pre.view({-1, hidden}));  // (B N N, H), self-edges included
+  auto c = coordinate->forward(m_flat).view({batch, n_particles, n_particles, 1});
+  auto m = m_flat.view({batch, n_particles, n_particles, hidden});
   // Mean over the N-1 neighbours keeps the coordinate update O(1) in N.
-  auto x_new = x + (diff * coordinate->forward(m)).sum(2) / static_cast<double>(n_particles - 1);
+  auto x_new = x + (diff * c).sum(2) / static_cast<double>(n_particles - 1);
   auto m_sum = m.sum(2) - m.diagonal(0, 1, 2).transpose(1, 2);  // sum over j != i
   auto h_new = h + node->forward(torch::cat({h, m_sum}, -1));
   return {x_new, h_new};
