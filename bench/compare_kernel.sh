@@ -3,7 +3,7 @@
 # in one run, on one thread, in trajectory-steps per second (batch 100; DW-4 and LJ-13 at T = 100,
 # LJ-55 at T = 10). With BEFORE=<an older bench_kernel binary> that binary runs too, alternating
 # with the current one (ROUNDS times, default 2), for a before/after table on the same machine
-# state. The load average is printed before each run: on a shared machine, compare only numbers
+# state (rows "ais": sampling with the network off, in binaries that have that benchmark). The load average is printed before each run: on a shared machine, compare only numbers
 # taken back to back.
 #   bash bench/compare_kernel.sh                      # C++ (build/) and Python
 #   BEFORE=build/before/bench_kernel bash bench/compare_kernel.sh
@@ -58,8 +58,8 @@ awk '{ key = $1 " " $2 " " $3; if (!(key in wall) || $4 > wall[key]) { wall[key]
   END {
     n = split("dw4 lj13 lj55", systems, " ");
     printf "| system | mode | before | after | after/before | python twin | C++/python |\n|---|---|---|---|---|---|---|\n";
-    for (i = 1; i <= n; ++i) for (m = 1; m <= 2; ++m) {
-      mode = m == 1 ? "sample" : "train"; s = systems[i];
+    for (i = 1; i <= n; ++i) for (m = 1; m <= 3; ++m) {
+      mode = m == 1 ? "sample" : m == 2 ? "train" : "ais"; s = systems[i];
       a = "after " s " " mode; b = "before " s " " mode; p = "python " s " " mode;
       if (!(a in wall)) continue;
       before = (b in wall) ? sprintf("%.1f (%.1f)", wall[b], cpu[b]) : "";
