@@ -23,7 +23,7 @@ namespace {
 
 using namespace mintjulep;
 
-JulepSampler make_sampler(const std::string& name, int64_t steps, bool network = true) {
+JulepSampler make_sampler(const std::string& name, int64_t steps, bool with_network = true) {
   torch::manual_seed(0);
   auto system = make_system(name);
   auto energy = std::make_shared<AnchoredEnergy>(system, 0);
@@ -40,7 +40,7 @@ JulepSampler make_sampler(const std::string& name, int64_t steps, bool network =
   JulepOptions jo;
   jo.steps = steps;
   jo.eps = 0.01;
-  jo.use_a = jo.use_b = jo.use_util = network;  // off: plain AIS, what the rest of a step costs
+  jo.use_a = jo.use_b = jo.use_util = with_network;  // off: plain AIS, what the rest of a step costs
   return JulepSampler(prior, energy, network, jo);
 }
 
@@ -50,9 +50,9 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
-void sampling(benchmark::State& state, const std::string& name, bool network = true) {
+void sampling(benchmark::State& state, const std::string& name, bool with_network = true) {
   const int64_t batch = state.range(0), steps = state.range(1);
-  auto sampler = make_sampler(name, steps, network);
+  auto sampler = make_sampler(name, steps, with_network);
   std::mt19937_64 rng(0);
   auto times = sampler->time_grid(rng);
   for (auto _ : state) {
@@ -92,11 +92,11 @@ KERNEL_BENCH(BM_Sample_Dw4, 100);
 KERNEL_BENCH(BM_Train_Dw4, 100);
 KERNEL_BENCH(BM_Sample_Lj13, 100);
 KERNEL_BENCH(BM_Train_Lj13, 100);
-KERNEL_BENCH(BM_Sample_Lj55, 10);
+KERNEL_BENCH(BM_Sample_Lj55, 10);  // T = 10: LJ-55 at T = 100 takes minutes per pass
+KERNEL_BENCH(BM_Train_Lj55, 10);
 // The same steps with the network switched off (A = b = Util = 0): prior, target, kernel means.
 KERNEL_BENCH(BM_Ais_Dw4, 100);
-KERNEL_BENCH(BM_Ais_Lj13, 100);  // T = 10: LJ-55 at T = 100 takes minutes per pass
-KERNEL_BENCH(BM_Train_Lj55, 10);
+KERNEL_BENCH(BM_Ais_Lj13, 100);
 
 }  // namespace
 
