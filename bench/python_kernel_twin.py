@@ -11,7 +11,7 @@ bench_kernel counts work, in trajectory-steps per second (batch x T per second):
   training  the sampling pass with the path kept, then one log-variance gradient pass: every
             grid point once, forward, grad_y Util with create_graph, and the backward of a
             loss built from b, H and grad_y Util to the parameters (the double backward), grid
-            points batched through the network in chunks of 10, at most 2^17 / N^2
+            points batched through the network in chunks of 10, at most 2^15 / N^2
             configurations per pass (bench_kernel's chunk_steps and chunk_edges).
 
 The prior, the target energy and the path-weight arithmetic are left out: this measures what
@@ -139,7 +139,7 @@ def run(name, batch, threads, repeats):
     n, dim, steps, length = SYSTEMS[name]
     net = Egnn(n, length_scale=length)
     y0 = torch.randn(batch, n - 1, dim) * length
-    max_configurations = max(1, (1 << 17) // (n * n))  # bench_kernel: chunk_steps 10, chunk_edges 2^17
+    max_configurations = max(1, (1 << 15) // (n * n))  # bench_kernel: chunk_steps 10, chunk_edges 2^15
     best = {"sample": (math.inf, math.inf), "train": (math.inf, math.inf)}  # (wall, cpu) seconds
     for _ in range(repeats):
         for mode in ("sample", "train"):
