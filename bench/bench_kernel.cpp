@@ -1,7 +1,8 @@
 // Julep kernel throughput in trajectory-steps per second (batch x T per second), for sampling
 // (simulate, no path kept) and for one log-variance training iteration (simulate with the
 // path + chunked double-backward gradient), with a freshly initialised 3 x 64 EGNN (float32)
-// and a 16-component Mint prior.
+// and a 16-component Mint prior; Ais: the same sampling with the network off (what the prior,
+// the target and the kernel means cost).
 //   build/bench/bench_kernel [--benchmark_filter=dw4]
 // Arguments: batch, T. Threads: MINTJULEP_THREADS (default: one per core).
 #include <mintjulep/egnn.hpp>
@@ -22,7 +23,7 @@ namespace {
 
 using namespace mintjulep;
 
-JulepSampler make_sampler(const std::string& name, int64_t steps) {
+JulepSampler make_sampler(const std::string& name, int64_t steps, bool with_network = true) {
   torch::manual_seed(0);
   auto system = make_system(name);
   auto energy = std::make_shared<AnchoredEnergy>(system, 0);
@@ -39,6 +40,7 @@ JulepSampler make_sampler(const std::string& name, int64_t steps) {
   JulepOptions jo;
   jo.steps = steps;
   jo.eps = 0.01;
+  jo.use_a = jo.use_b = jo.use_util = with_network;  // off: plain AIS, what the rest of a step costs
   return JulepSampler(prior, energy, network, jo);
 }
 
@@ -48,9 +50,9 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
-void sampling(benchmark::State& state, const std::string& name) {
+void sampling(benchmark::State& state, const std::string& name, bool with_network = true) {
   const int64_t batch = state.range(0), steps = state.range(1);
-  auto sampler = make_sampler(name, steps);
+  auto sampler = make_sampler(name, steps, with_network);
   std::mt19937_64 rng(0);
   auto times = sampler->time_grid(rng);
   for (auto _ : state) {
@@ -77,6 +79,8 @@ void training(benchmark::State& state, const std::string& name) {
 void BM_Sample_Dw4(benchmark::State& s) { sampling(s, "dw4"); }
 void BM_Sample_Lj13(benchmark::State& s) { sampling(s, "lj13"); }
 void BM_Sample_Lj55(benchmark::State& s) { sampling(s, "lj55"); }
+void BM_Ais_Dw4(benchmark::State& s) { sampling(s, "dw4", false); }
+void BM_Ais_Lj13(benchmark::State& s) { sampling(s, "lj13", false); }
 void BM_Train_Dw4(benchmark::State& s) { training(s, "dw4"); }
 void BM_Train_Lj13(benchmark::State& s) { training(s, "lj13"); }
 void BM_Train_Lj55(benchmark::State& s) { training(s, "lj55"); }
@@ -90,6 +94,9 @@ KERNEL_BENCH(BM_Sample_Lj13, 100);
 KERNEL_BENCH(BM_Train_Lj13, 100);
 KERNEL_BENCH(BM_Sample_Lj55, 10);  // T = 10: LJ-55 at T = 100 takes minutes per pass
 KERNEL_BENCH(BM_Train_Lj55, 10);
+// The same steps with the network switched off (A = b = Util = 0): prior, target, kernel means.
+KERNEL_BENCH(BM_Ais_Dw4, 100);
+KERNEL_BENCH(BM_Ais_Lj13, 100);
 
 }  // namespace
 

@@ -279,6 +279,47 @@ TEST(JulepTraining, ChunkedGradientEqualsOneShotGradient) {
   EXPECT_LT((recomputed - batch.log_w).abs().max().item<double>(), 1e-9);
 }
 
+// The training gradient splits the terms of log w over grid points (one network evaluation
+// each, points batched through the network, trajectories split by a configuration budget,
+// the prior and target parts of the score reused from the simulation): it must equal the
+// gradient of the step-wise terms recomputed on the path, for every way of chunking.
+TEST(JulepTraining, PointwiseKernelGradientEqualsStepwiseGradient) {
+  for (bool use_util : {true, false}) {
+    for (bool random_grid : {false, true}) {
+      JulepOptions o;
+      o.steps = 7;
+      o.eps = 0.02;
+      o.use_util = use_util;
+      o.random_grid = random_grid;
+      auto s = make_setup(make_system("lj:4:3"), o, 12, 0.1, 1.1);
+      std::mt19937_64 rng(5);
+      auto times = s.sampler->time_grid(rng);
+      auto batch = s.sampler->simulate(9, times, true);
+      ASSERT_EQ(batch.fixed_score.sizes(), batch.path.sizes());
+      auto c = torch::randn({9}, f64);
+      std::vector<torch::Tensor> params = s.sampler->network()->parameters();
+      params.push_back(s.sampler->log_eps);
+      auto reference =
+          torch::autograd::grad({(c * s.sampler->kernel_log_weight(batch.path, times, 1, 8)).sum()}, params,
+                                {}, false, false, /*allow_unused=*/true);
+      for (int64_t budget : {1000, 20, 4, 1}) {
+        for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+        for (auto [first, last] : {std::pair{0, 3}, std::pair{3, 4}, std::pair{4, 8}})
+          s.sampler->accumulate_kernel_gradient(batch.path, batch.fixed_score, times, c, first, last, budget);
+        double max_diff = 0, max_norm = 0;
+        for (size_t i = 0; i < params.size(); ++i) {
+          auto expected = reference[i].defined() ? reference[i] : torch::zeros_like(params[i]);
+          max_diff = std::max(max_diff, (params[i].grad() - expected).abs().max().item<double>());
+          max_norm = std::max(max_norm, expected.abs().max().item<double>());
+        }
+        EXPECT_LT(max_diff, 1e-10 * max_norm) << "util " << use_util << " random grid " << random_grid
+                                              << " budget " << budget;
+        EXPECT_GT(max_norm, 1e-6);
+      }
+    }
+  }
+}
+
 TEST(JulepTraining, ParameterGradientOfOneStepMatchesFiniteDifferences) {
   JulepOptions o;
   o.steps = 4;

@@ -49,6 +49,9 @@ class EgnnImpl : public torch::nn::Module {
   // types: a type index per particle (N); anchor: the particle pinned at the origin.
   EgnnImpl(EgnnOptions options, std::vector<int64_t> types, int64_t anchor, int64_t dim);
   NetworkOutput forward(const torch::Tensor& y, double t);
+  // Several times in one pass: y stacks times.size() equal blocks of configurations along the
+  // batch, block k at times[k] (one evaluation per configuration, fewer and larger tensor ops).
+  NetworkOutput forward(const torch::Tensor& y, const std::vector<double>& times);
   const EgnnOptions& options() const { return options_; }
 
  private:

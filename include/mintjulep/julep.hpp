@@ -34,6 +34,10 @@ struct PathBatch {
   torch::Tensor path;   // (B, T+1, M, n) positions y_0 .. y_T, detached (when kept)
   torch::Tensor final;  // (B, M, n) y_T
   torch::Tensor log_w;  // (B,) float64 log path weights
+  // (B, T+1, M, n) the parameter-free part of grad_y U_{t_j}(y_j), -(1 - t) grad log q +
+  // t grad V, at every point of a kept path: the kernel gradient reuses it instead of
+  // evaluating the prior and the target again (the prior is frozen while the kernel trains).
+  torch::Tensor fixed_score;
   std::vector<double> times;
 };
 
@@ -43,6 +47,7 @@ class JulepSamplerImpl : public torch::nn::Module {
   // switched off; u = U_t(y) per point (B,), float64, only when asked for.
   struct PointEval {
     torch::Tensor b, h, grad_u, u;
+    torch::Tensor fixed_grad;  // the prior and target part of grad_u (simulation only)
   };
   // A batch of chains at one grid time: positions and what the next step needs there.
   struct State {
@@ -67,6 +72,21 @@ class JulepSamplerImpl : public torch::nn::Module {
   // differentiable in the kernel parameters (double backward through grad_y Util). (B,)
   torch::Tensor kernel_log_weight(const torch::Tensor& path, const std::vector<double>& times,
                                   int64_t first, int64_t last);
+  // Accumulates into .grad of the network parameters and log_eps the gradient of
+  // sum_b c_b (kernel terms of log w_b) restricted to the grid points [first, last) of a kept
+  // path (simulate with keep_path): the terms of log w split exactly over grid points, point k
+  // holding -|y_{k-1} - B_k(y_k)|^2 / (4 eps_k Delta_k) and |y_{k+1} - F_{k+1}(y_k)|^2 /
+  // (4 eps_{k+1} Delta_{k+1}), which need the network at (y_k, t_k) alone. So every grid point
+  // is evaluated once (T+1 evaluations for the whole path, against 2 per step of
+  // kernel_log_weight chunks), grad_y of the frozen prior and the target are taken from
+  // batch.fixed_score, and points go through the network together, at most
+  // max_configurations configurations (points x trajectories) per pass: peak memory is set by
+  // that bound, whatever T and the batch. The double backward through grad_y Util is taken
+  // only where Util enters (use_util, 0 < t < 1). Over the points [0, T+1) the gradient equals
+  // that of sum_b c_b kernel_log_weight(path, times, 1, T+1)_b up to round-off.
+  void accumulate_kernel_gradient(const torch::Tensor& path, const torch::Tensor& fixed_score,
+                                  const std::vector<double>& times, const torch::Tensor& coefficient,
+                                  int64_t first, int64_t last, int64_t max_configurations);
   // log w of trajectories from y0 (B, M, n) with the graph kept through every step: y_j is a
   // differentiable function of the parameters (reparameterised noise), as the reverse-KL
   // objective needs. Memory grows with T. Optional noise (T, B, M, n) as in simulate_from. (B,)
@@ -95,6 +115,9 @@ class JulepSamplerImpl : public torch::nn::Module {
   // path), or the parameters and y itself (through the trajectory).
   enum class Graph { none, parameters, path };
   PointEval evaluate(const torch::Tensor& y, double t, Graph graph, bool potential = false);
+  PointEval evaluate_detached(const torch::Tensor& y, double t, bool potential);
+  torch::Tensor potential_value(const torch::Tensor& y, double t, const torch::Tensor& path_log_q,
+                                const torch::Tensor& target_value, const torch::Tensor& util) const;
   torch::Tensor cap_displacement(const torch::Tensor& d) const;
   torch::Tensor forward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);
   torch::Tensor backward_mean(const PointEval& p, const torch::Tensor& y, double dt, const torch::Tensor& eps);

@@ -23,7 +23,13 @@ struct JulepTrainingOptions {
   double eps_learning_rate = 0;    // for the per-step noise levels log eps (0: learning_rate)
   double final_lr_fraction = 0.1;  // ... to this fraction
   int64_t warmup_iterations = 20;
-  int64_t chunk_steps = 10;        // gradient accumulated over chunks of steps: memory ~ chunk, not T
+  int64_t chunk_steps = 10;        // gradient accumulated over chunks of grid points: memory ~ chunk, not T
+  // ... and at most this many configurations x N^2 (edges of the network's graph) per backward
+  // pass, trajectories split where needed: peak memory ~ chunk_edges x hidden x layers,
+  // whatever the batch, T and N. Passes much larger than this run slower, not faster: at 2^17
+  // edges (33 MB per edge tensor) matrix products and tanh fall out of cache (LJ-13 training
+  // 12% slower than one grid point per pass).
+  int64_t chunk_edges = int64_t{1} << 15;
   double step_fraction = 1.0;      // keep each chunk with this probability, scaled by its inverse
   double clip_norm = 10.0;         // gradient norm clipping (0: off)
   double trim_fraction = 0.0;      // leave the lowest quantile of log w out of the objective

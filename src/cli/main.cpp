@@ -25,6 +25,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 
 int main(int argc, char** argv) {
   using namespace mintjulep;
+  keep_freed_memory();
   CLI::App app{"MintJulep: sample Boltzmann distributions of N-body systems from the energy alone"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand

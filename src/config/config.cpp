@@ -164,6 +164,7 @@ RunConfig load_config(const std::string& path) {
   train.read("final_lr_fraction", c.train.final_lr_fraction);
   train.read("warmup_iterations", c.train.warmup_iterations);
   train.read("chunk_steps", c.train.chunk_steps);
+  train.read("chunk_edges", c.train.chunk_edges);
   train.read("step_fraction", c.train.step_fraction);
   train.read("clip_norm", c.train.clip_norm);
   train.read("trim_fraction", c.train.trim_fraction);
@@ -196,8 +197,8 @@ RunConfig load_config(const std::string& path) {
             c.network.time_frequencies >= 0,
         path + ": [network] hidden, layers and rank must be >= 1");
   check(c.julep.steps >= 1 && c.julep.eps > 0, path + ": [julep] needs steps >= 1 and eps > 0");
-  check(c.train.iterations >= 0 && c.train.samples >= 2 && c.train.chunk_steps >= 1,
-        path + ": [train] needs iterations >= 0, samples >= 2, chunk_steps >= 1");
+  check(c.train.iterations >= 0 && c.train.samples >= 2 && c.train.chunk_steps >= 1 && c.train.chunk_edges >= 1,
+        path + ": [train] needs iterations >= 0, samples >= 2, chunk_steps >= 1, chunk_edges >= 1");
   check(c.train.learning_rate > 0, path + ": [train] learning_rate must be positive");
   check(c.train.checkpoint_every >= 1, path + ": [train] checkpoint_every must be >= 1");
   check(c.train.eps_learning_rate >= 0,

@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <thread>
@@ -18,6 +21,16 @@ int set_threads(int threads) {
     set_blas(1);
   at::set_num_threads(threads);
   return at::get_num_threads();
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // An explicit M_TRIM_THRESHOLD also stops glibc's dynamic adjustment of the thresholds.
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+         mallopt(M_TOP_PAD, 64 << 20) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace mintjulep

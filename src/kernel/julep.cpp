@@ -57,8 +57,8 @@ torch::Tensor JulepSamplerImpl::step_eps(double t_start) const {
 JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, double t, Graph graph,
                                                        bool potential) {
   // grad_y U_t = -(1 - t) grad log q + t grad V(y, t) + t (1 - t) grad Util.
+  if (graph == Graph::none) return evaluate_detached(y, t, potential);
   torch::AutoGradMode enable(true);
-  const bool differentiable = graph != Graph::none;
   const bool through_y = graph == Graph::path && y.requires_grad();
   PointEval p;
   auto y_in = through_y ? y : y.detach().requires_grad_(true);
@@ -82,8 +82,8 @@ JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, d
   }
   torch::Tensor grad;
   if (scalar.requires_grad())
-    grad = torch::autograd::grad({scalar}, {y_in}, {}, /*retain_graph=*/differentiable,
-                                 /*create_graph=*/differentiable, /*allow_unused=*/true)[0];
+    grad = torch::autograd::grad({scalar}, {y_in}, {}, /*retain_graph=*/true,
+                                 /*create_graph=*/true, /*allow_unused=*/true)[0];
   if (!grad.defined()) grad = torch::zeros_like(y);
   torch::Tensor target_value;
   if (t > 0) {
@@ -92,20 +92,80 @@ JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate(const torch::Tensor& y, d
     grad = grad + t * target.grad.to(y.scalar_type());
     target_value = target.value;
   }
-  if (potential) {
-    // U_t = -(1 - t) path log q + t V(y, t) + t (1 - t) Util, as the score above.
-    torch::NoGradGuard no_grad;
-    auto u = torch::zeros({y.size(0)}, y.options().dtype(torch::kFloat64));
-    if (path_log_q.defined()) u = u - (1 - t) * path_log_q.detach().to(torch::kFloat64);
-    if (target_value.defined()) u = u + t * target_value.detach().to(torch::kFloat64);
-    if (util.defined()) u = u + t * (1 - t) * util.detach().to(torch::kFloat64);
-    p.u = u;
+  if (potential) p.u = potential_value(y, t, path_log_q, target_value, util);
+  p.grad_u = grad;
+  return p;
+}
+
+torch::Tensor JulepSamplerImpl::potential_value(const torch::Tensor& y, double t, const torch::Tensor& path_log_q,
+                                                const torch::Tensor& target_value, const torch::Tensor& util) const {
+  // U_t = -(1 - t) path log q + t V(y, t) + t (1 - t) Util, as the score.
+  torch::NoGradGuard no_grad;
+  auto u = torch::zeros({y.size(0)}, y.options().dtype(torch::kFloat64));
+  if (path_log_q.defined()) u = u - (1 - t) * path_log_q.detach().to(torch::kFloat64);
+  if (target_value.defined()) u = u + t * target_value.detach().to(torch::kFloat64);
+  if (util.defined()) u = u + t * (1 - t) * util.detach().to(torch::kFloat64);
+  return u;
+}
+
+JulepSamplerImpl::PointEval JulepSamplerImpl::evaluate_detached(const torch::Tensor& y, double t, bool potential) {
+  // Simulation: nothing here is differentiated afterwards. The network builds a graph only
+  // when grad_y Util is wanted, and that gradient and the prior's come out of one backward
+  // pass, into separate leaves: the prior and target part is kept apart (fixed_grad) for the
+  // kernel gradient, which reuses it.
+  PointEval p;
+  const bool want_util = options_.use_util && t > 0 && t < 1;
+  const bool need_net = options_.use_a || options_.use_b || want_util;
+  const auto dtype = y.scalar_type();
+  torch::Tensor util, path_log_q, util_grad, fixed;
+  std::vector<torch::Tensor> leaves;
+  torch::Tensor scalar;
+  {
+    torch::AutoGradMode enable(want_util || t < 1);
+    torch::Tensor y_net, y_prior;
+    if (need_net) {
+      const auto net_type = network_->parameters().front().scalar_type();
+      NetworkOutput out;
+      if (want_util) {
+        y_net = y.detach().to(net_type).requires_grad_(true);
+        out = network_->forward(y_net, t);
+        util = out.util.to(dtype);
+        scalar = t * (1 - t) * util.sum();
+        leaves.push_back(y_net);
+      } else {
+        torch::NoGradGuard no_grad;
+        out = network_->forward(y.detach().to(net_type), t);
+      }
+      if (options_.use_b) p.b = out.b.detach().to(dtype);
+      if (options_.use_a) p.h = out.h.detach().to(dtype);
+    }
+    if (t < 1) {
+      y_prior = y.detach().requires_grad_(true);
+      path_log_q = prior_->path_log_prob(y_prior).to(dtype);
+      auto term = -(1 - t) * path_log_q.sum();
+      scalar = scalar.defined() ? scalar + term : term;
+      leaves.push_back(y_prior);
+    }
+    if (!leaves.empty()) {
+      auto grads = torch::autograd::grad({scalar}, leaves, {}, /*retain_graph=*/false,
+                                         /*create_graph=*/false, /*allow_unused=*/true);
+      size_t i = 0;
+      if (want_util) util_grad = grads[i++];
+      if (t < 1) fixed = grads[i++];
+    }
   }
-  p.grad_u = differentiable ? grad : grad.detach();
-  if (!differentiable) {
-    if (p.b.defined()) p.b = p.b.detach();
-    if (p.h.defined()) p.h = p.h.detach();
+  torch::NoGradGuard no_grad;
+  if (util_grad.defined()) util_grad = util_grad.to(dtype);
+  if (!fixed.defined()) fixed = torch::zeros_like(y);
+  torch::Tensor target_value;
+  if (t > 0) {
+    auto target = energy_->value_and_grad(y.detach(), t);
+    fixed = fixed + t * target.grad.to(dtype);
+    target_value = target.value;
   }
+  p.fixed_grad = fixed.detach();
+  p.grad_u = util_grad.defined() ? p.fixed_grad + util_grad : p.fixed_grad;
+  if (potential) p.u = potential_value(y, t, path_log_q, target_value, util);
   return p;
 }
 
@@ -195,23 +255,36 @@ PathBatch JulepSamplerImpl::simulate_from(const torch::Tensor& y0, const std::ve
     torch::NoGradGuard no_grad;
     log_w = -prior_->log_prob(state.y);
   }
-  std::vector<torch::Tensor> path;
-  if (keep_path) path.push_back(state.y);
+  std::vector<torch::Tensor> path, fixed;
+  if (keep_path) {
+    path.push_back(state.y);
+    fixed.push_back(state.point.fixed_grad);
+  }
+  // The last evaluation is at t = 1, where U_1 = V(., 1): its value closes log w, so the
+  // target is evaluated once there.
+  const bool ends_at_one = times.back() == 1.0;
   for (int64_t j = 1; j <= T; ++j) {
-    auto increment = advance(state, times, j, noise.defined() ? noise[j - 1] : torch::Tensor());
+    auto increment = advance(state, times, j, noise.defined() ? noise[j - 1] : torch::Tensor(),
+                             /*potential=*/ends_at_one && j == T);
     {
       torch::NoGradGuard no_grad;
       log_w = log_w + increment;
     }
-    if (keep_path) path.push_back(state.y);
+    if (keep_path) {
+      path.push_back(state.y);
+      fixed.push_back(state.point.fixed_grad);
+    }
   }
   {
     torch::NoGradGuard no_grad;
-    log_w = log_w - energy_->value(state.y, 1.0).to(torch::kFloat64);
+    log_w = log_w - (ends_at_one ? state.point.u : energy_->value(state.y, 1.0).to(torch::kFloat64));
   }
   out.final = state.y;
   out.log_w = log_w;
-  if (keep_path) out.path = torch::stack(path, 1);
+  if (keep_path) {
+    out.path = torch::stack(path, 1);
+    out.fixed_score = torch::stack(fixed, 1);
+  }
   return out;
 }
 
@@ -233,6 +306,84 @@ torch::Tensor JulepSamplerImpl::kernel_log_weight(const torch::Tensor& path,
     point = next;
   }
   return total;
+}
+
+void JulepSamplerImpl::accumulate_kernel_gradient(const torch::Tensor& path, const torch::Tensor& fixed_score,
+                                                  const std::vector<double>& times,
+                                                  const torch::Tensor& coefficient, int64_t first,
+                                                  int64_t last, int64_t max_configurations) {
+  const int64_t T = options_.steps, batch = path.size(0);
+  check(static_cast<int64_t>(times.size()) == T + 1, "time grid must have T + 1 points");
+  check(path.dim() == 4 && path.size(1) == T + 1 && fixed_score.sizes() == path.sizes(),
+        "accumulate_kernel_gradient: path and fixed_score must be (B, T+1, M, n)");
+  check(first >= 0 && first <= last && last <= T + 1, "accumulate_kernel_gradient: bad point range");
+  check(max_configurations >= 1, "accumulate_kernel_gradient: max_configurations must be >= 1");
+  std::vector<torch::Tensor> inputs;
+  for (const auto& p : network_->parameters())
+    if (p.requires_grad()) inputs.push_back(p);
+  if (log_eps.requires_grad()) inputs.push_back(log_eps);
+  if (inputs.empty() || first == last) return;
+  const auto net_type = network_->parameters().front().scalar_type();
+  const auto dtype = path.scalar_type();
+  const bool need_net = options_.use_a || options_.use_b || options_.use_util;
+  // Points per pass and trajectories per pass within the configuration budget.
+  const int64_t points = std::clamp<int64_t>(max_configurations / batch, 1, last - first);
+  const int64_t rows = std::min(batch, std::max<int64_t>(1, max_configurations / points));
+  torch::AutoGradMode enable(true);
+  for (int64_t k0 = first; k0 < last; k0 += points) {
+    const int64_t k1 = std::min(last, k0 + points), count = k1 - k0;
+    const std::vector<double> block_times(times.begin() + k0, times.begin() + k1);
+    for (int64_t s0 = 0; s0 < batch; s0 += rows) {
+      const int64_t s1 = std::min(batch, s0 + rows), n_rows = s1 - s0;
+      auto rows_path = path.narrow(0, s0, n_rows);
+      auto c = coefficient.narrow(0, s0, n_rows).to(dtype);
+      // Blocks of configurations, point-major: block i holds y_{k0+i} of these trajectories.
+      auto y = rows_path.narrow(1, k0, count).transpose(0, 1).reshape({count * n_rows, path.size(2), path.size(3)});
+      NetworkOutput out;
+      torch::Tensor util_grad;
+      if (need_net) {
+        auto y_net = y.to(net_type).detach().requires_grad_(options_.use_util);
+        out = network_->forward(y_net, block_times);
+        if (options_.use_util) {
+          // sum_i t_i (1 - t_i) Util at the points of block i; Util is left out at t = 0, 1.
+          std::vector<double> weight;
+          for (double t : block_times) weight.push_back(t > 0 && t < 1 ? t * (1 - t) : 0.0);
+          if (std::any_of(weight.begin(), weight.end(), [](double w) { return w != 0; })) {
+            auto w = torch::tensor(weight, path.options()).repeat_interleave(n_rows);
+            auto scalar = (out.util.to(dtype) * w).sum();
+            util_grad = torch::autograd::grad({scalar}, {y_net}, {}, /*retain_graph=*/true,
+                                              /*create_graph=*/true)[0].to(dtype);
+          }
+        }
+      }
+      torch::Tensor loss = torch::zeros({}, path.options());
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t k = k0 + i;
+        const double t = times[static_cast<size_t>(k)];
+        PointEval point;
+        if (options_.use_b) point.b = out.b.narrow(0, i * n_rows, n_rows).to(dtype);
+        if (options_.use_a) point.h = out.h.narrow(0, i * n_rows, n_rows).to(dtype);
+        point.grad_u = fixed_score.narrow(0, s0, n_rows).select(1, k);
+        if (util_grad.defined() && t > 0 && t < 1)
+          point.grad_u = point.grad_u + util_grad.narrow(0, i * n_rows, n_rows);
+        auto y_k = rows_path.select(1, k);
+        if (k < T) {  // |y_{k+1} - F_{k+1}(y_k)|^2 / (4 eps dt)
+          const double dt = times[static_cast<size_t>(k + 1)] - t;
+          auto eps = step_eps(t);
+          auto sq = (rows_path.select(1, k + 1) - forward_mean(point, y_k, dt, eps)).pow(2).sum({1, 2});
+          loss = loss + (c * sq).sum() / (4 * eps * dt);
+        }
+        if (k > 0) {  // -|y_{k-1} - B_k(y_k)|^2 / (4 eps dt)
+          const double t_prev = times[static_cast<size_t>(k - 1)], dt = t - t_prev;
+          auto eps = step_eps(t_prev);
+          auto sq = (rows_path.select(1, k - 1) - backward_mean(point, y_k, dt, eps)).pow(2).sum({1, 2});
+          loss = loss - (c * sq).sum() / (4 * eps * dt);
+        }
+      }
+      if (loss.requires_grad())
+        torch::autograd::backward({loss}, {}, /*retain_graph=*/false, /*create_graph=*/false, inputs);
+    }
+  }
 }
 
 torch::Tensor JulepSamplerImpl::differentiable_log_weight(const torch::Tensor& y0,

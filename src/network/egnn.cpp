@@ -27,15 +27,26 @@ EgnnLayerImpl::EgnnLayerImpl(int64_t hidden, bool zero_coordinate_output) {
 
 std::pair<torch::Tensor, torch::Tensor> EgnnLayerImpl::forward(const torch::Tensor& x,
                                                                const torch::Tensor& h) {
-  const int64_t n_particles = x.size(1);
+  // Every (B, N, N, H) edge tensor costs a pass over memory, forward and backward, so the
+  // edge part is kept to what the architecture needs: the per-node products of the split
+  // first layer broadcast into one sum, |x_i - x_j|^2 w added in the same pass (addcmul; a
+  // Linear(1, H) on the edges is a K = 1 matrix product), and no (B, N, N, 1) self-edge mask:
+  // the self-edge carries x_i - x_i = 0 into the coordinate update, and its message is
+  // subtracted from the message sum (an (B, N, H) diagonal) instead of masked out.
+  // The edge MLPs see the edges as one (B N N, H) matrix: a Linear on a 2-D input is a single
+  // addmm with the bias fused, where a 4-D input costs a matmul plus a separate bias pass.
+  const int64_t batch = x.size(0), n_particles = x.size(1), hidden = h.size(-1);
   auto diff = x.unsqueeze(2) - x.unsqueeze(1);      // (B, N, N, n): x_i - x_j
   auto d2 = diff.pow(2).sum(-1, /*keepdim=*/true);   // (B, N, N, 1)
-  auto pre = edge_left(h).unsqueeze(2) + edge_right(h).unsqueeze(1) + edge_distance(d2);
-  auto off_diagonal = 1 - torch::eye(n_particles, x.options()).unsqueeze(0).unsqueeze(-1);
-  auto m = edge_rest->forward(pre) * off_diagonal;  // (B, N, N, H), no self-edges
+  auto pre = torch::addcmul(edge_left(h).unsqueeze(2) + edge_right(h).unsqueeze(1), d2,
+                            edge_distance->weight.view({-1}));
+  auto m_flat = edge_rest->forward(pre.view({-1, hidden}));  // (B N N, H), self-edges included
+  auto c = coordinate->forward(m_flat).view({batch, n_particles, n_particles, 1});
+  auto m = m_flat.view({batch, n_particles, n_particles, hidden});
   // Mean over the N-1 neighbours keeps the coordinate update O(1) in N.
-  auto x_new = x + (diff * coordinate->forward(m)).sum(2) / static_cast<double>(n_particles - 1);
-  auto h_new = h + node->forward(torch::cat({h, m.sum(2)}, -1));
+  auto x_new = x + (diff * c).sum(2) / static_cast<double>(n_particles - 1);
+  auto m_sum = m.sum(2) - m.diagonal(0, 1, 2).transpose(1, 2);  // sum over j != i
+  auto h_new = h + node->forward(torch::cat({h, m_sum}, -1));
   return {x_new, h_new};
 }
 
@@ -68,18 +79,29 @@ EgnnImpl::EgnnImpl(EgnnOptions options, std::vector<int64_t> types, int64_t anch
 }
 
 NetworkOutput EgnnImpl::forward(const torch::Tensor& y, double t) {
+  return forward(y, std::vector<double>{t});
+}
+
+NetworkOutput EgnnImpl::forward(const torch::Tensor& y, const std::vector<double>& times) {
   const int64_t batch = y.size(0), M = num_particles_ - 1;
+  const auto blocks = static_cast<int64_t>(times.size());
+  check(blocks >= 1 && batch % blocks == 0, "network: the batch must hold equal blocks, one per time");
   auto options = y.options();
   auto origin = torch::zeros({batch, 1, dim_}, options);
   auto x = torch::cat({y.narrow(1, 0, anchor_), origin, y.narrow(1, anchor_, M - anchor_)}, 1) /
            options_.length_scale;
 
-  std::vector<double> encoding = {t};
-  for (int64_t f = 1; f <= options_.time_frequencies; ++f) {
-    encoding.push_back(std::sin(2 * M_PI * f * t));
-    encoding.push_back(std::cos(2 * M_PI * f * t));
+  std::vector<double> encoding;
+  for (double t : times) {
+    encoding.push_back(t);
+    for (int64_t f = 1; f <= options_.time_frequencies; ++f) {
+      encoding.push_back(std::sin(2 * M_PI * f * t));
+      encoding.push_back(std::cos(2 * M_PI * f * t));
+    }
   }
-  auto time = torch::tensor(encoding, options).view({1, 1, -1}).expand({batch, num_particles_, -1});
+  auto time = torch::tensor(encoding, options).view({blocks, 1, 1, -1});
+  time = time.expand({blocks, batch / blocks, num_particles_, time.size(-1)})
+             .reshape({batch, num_particles_, time.size(-1)});
   auto radius = x.pow(2).sum(-1, true).add(1e-12).sqrt();
   auto type_features = embedding(types_.to(torch::kLong))  // Module::to(dtype) casts every buffer
                            .to(options).unsqueeze(0).expand({batch, -1, -1});

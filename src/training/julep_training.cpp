@@ -44,6 +44,7 @@ IterationLoss log_variance_gradient(JulepSampler& sampler, const JulepTrainingOp
   if (kept < 2) return out;
   auto idx = finite.nonzero().squeeze(1);
   auto path = batch.path.index_select(0, idx);
+  auto fixed_score = batch.fixed_score.index_select(0, idx);
   auto log_w = batch.log_w.index_select(0, idx);
   if (options.trim_fraction > 0) {
     // Leave the lowest quantile out of the variance: far-out low-weight trajectories
@@ -51,18 +52,22 @@ IterationLoss log_variance_gradient(JulepSampler& sampler, const JulepTrainingOp
     const double cut = torch::quantile(log_w, options.trim_fraction).item<double>();
     auto upper = (log_w >= cut).nonzero().squeeze(1);
     path = path.index_select(0, upper);
+    fixed_score = fixed_score.index_select(0, upper);
     log_w = log_w.index_select(0, upper);
   }
   const double n = static_cast<double>(log_w.size(0));
   auto centred = log_w - log_w.mean();
   out.loss = centred.pow(2).sum().item<double>() / n;
   // d/dtheta of (1/n) sum (lw - mean)^2 = (2/n) sum (lw - mean) d lw / dtheta.
-  auto coefficient = (2.0 / n) * centred.to(path.scalar_type());
-  for (int64_t first = 1; first <= T; first += options.chunk_steps) {
+  auto coefficient = (2.0 / n) * centred.to(path.scalar_type()) / options.step_fraction;
+  // The terms of log w split over the T + 1 grid points, one network evaluation each; chunks
+  // of chunk_steps points, at most chunk_edges configurations x N^2 edges per backward pass.
+  const int64_t edges = (path.size(2) + 1) * (path.size(2) + 1);
+  const int64_t max_configurations = std::max<int64_t>(1, options.chunk_edges / edges);
+  for (int64_t first = 0; first <= T; first += options.chunk_steps) {
     if (options.step_fraction < 1 && !keep_chunk(rng)) continue;
     const int64_t last = std::min(T + 1, first + options.chunk_steps);
-    auto terms = sampler->kernel_log_weight(path, times, first, last);
-    ((coefficient * terms).sum() / options.step_fraction).backward();
+    sampler->accumulate_kernel_gradient(path, fixed_score, times, coefficient, first, last, max_configurations);
   }
   out.stepped = true;
   return out;
@@ -173,6 +178,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
         "julep reverse_kl_fraction must be in [0, 1]");
   check(options.samples >= 2, "julep training needs samples >= 2");
   check(options.chunk_steps >= 1, "julep chunk_steps must be >= 1");
+  check(options.chunk_edges >= 1, "julep chunk_edges must be >= 1");
   check(options.step_fraction > 0 && options.step_fraction <= 1, "julep step_fraction must be in (0, 1]");
   check(options.trim_fraction >= 0 && options.trim_fraction < 0.5, "julep trim_fraction must be in [0, 0.5)");
   check(options.eps_learning_rate >= 0, "julep eps_learning_rate must be >= 0");
