@@ -19,7 +19,6 @@
 #include <mintjulep/mint_prior.hpp>
 
 #include <fmt/format.h>
-#include <torch/linalg.h>
 
 #include <cmath>
 
@@ -135,7 +134,7 @@ torch::Tensor MintPriorImpl::draw_gaussian(const torch::Tensor& k) {
   for (int64_t start = 0; start < count; start += chunk) {
     auto kc = k.narrow(0, start, std::min(chunk, count - start));
     auto e = torch::randn({kc.numel(), D, 1}, f64);
-    auto solved = torch::linalg::solve_triangular(factor.index_select(0, kc), e, /*upper=*/true,
+    auto solved = at::linalg_solve_triangular(factor.index_select(0, kc), e, /*upper=*/true,
                                                   /*left=*/true, /*unitriangular=*/false);
     parts.push_back(mean.index_select(0, kc) + solved.squeeze(-1));
   }
@@ -168,7 +167,7 @@ void MintPriorImpl::set_internal_components(const torch::Tensor& means, const to
   auto scale = torch::ones({D}, m.options()).index_fill(0, ti, 2.0);
   auto precision_u = precisions.to(mean.options()) * scale.unsqueeze(1) * scale.unsqueeze(0);
   // Sigma^-1 = L L^T (Cholesky) = U^T U with U = L^T upper triangular.
-  auto upper = torch::linalg::cholesky(precision_u).transpose(1, 2);
+  auto upper = at::linalg_cholesky(precision_u).transpose(1, 2);
   torsion_centre.copy_(m.index_select(1, ti));
   mean.copy_(m.index_fill(1, ti, 0.0));
   log_precision_diag.copy_(upper.diagonal(0, 1, 2).log());
