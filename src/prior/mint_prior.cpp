@@ -336,20 +336,9 @@ torch::Tensor MintPriorImpl::sample(int64_t count) {
 }
 
 torch::Tensor MintPriorImpl::gaussian_sample(const torch::Tensor& k) {
-  const int64_t n = options_.dim, count = k.numel(), D = frame_dim();
+  const int64_t n = options_.dim, count = k.numel();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(logits.device());
-  // z = m_k + U_k^-1 e, in chunks that keep the (chunk, D, D) factors small.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / (D * D));
-  auto factor = precision_factor();
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < count; start += chunk) {
-    auto kc = k.narrow(0, start, std::min(chunk, count - start));
-    auto e = torch::randn({kc.numel(), D, 1}, f64);
-    auto solved = at::linalg_solve_triangular(factor.index_select(0, kc), e, /*upper=*/true,
-                                                  /*left=*/true, /*unitriangular=*/false);
-    parts.push_back(mean.index_select(0, kc) + solved.squeeze(-1));
-  }
-  auto z = torch::cat(parts, 0);
+  auto z = draw_gaussian(k);  // m_k + U_k^-1 e
   auto s = torch::randint(0, 2, {count, 1}, f64);
   z = torch::where(s > 0.5, z, z * reflect_sign_.to(z.device()));
   // Uniform frame orientation: rows e1, e2 (, e3) of a random rotation; y_i = sum_c y'_ic e_c.
