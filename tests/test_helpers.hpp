@@ -3,6 +3,7 @@
 // devices the device-parametrised tests run on.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
+#include <gtest/gtest.h>
 #include <torch/types.h>
 
 #include <cmath>
@@ -35,6 +36,19 @@ inline torch::Tensor random_orthogonal(int64_t dim, bool reflect, uint64_t seed)
   auto q = std::get<0>(qr);
   if ((torch::det(q).item<double>() < 0) != reflect) q.select(1, 0).neg_();
   return q;
+}
+
+// Monte Carlo check of E[ratio] = 1 (a normalisation, or E_q[q'/q] for a sampler): the mean
+// must be 1 within 3 standard errors, and the standard error below max_se so that the check
+// has power.
+inline ::testing::AssertionResult mean_is_one(const torch::Tensor& ratio, double max_se) {
+  const double mean = ratio.mean().item<double>();
+  const double se = ratio.std().item<double>() / std::sqrt(static_cast<double>(ratio.numel()));
+  if (!(se < max_se))
+    return ::testing::AssertionFailure() << "standard error " << se << " is not below " << max_se;
+  if (!(std::abs(mean - 1.0) <= 3 * se))
+    return ::testing::AssertionFailure() << "mean " << mean << " is not 1 within 3 standard errors (" << se << ")";
+  return ::testing::AssertionSuccess() << "mean " << mean << ", standard error " << se;
 }
 
 inline double max_relative_error(const torch::Tensor& a, const torch::Tensor& b) {
