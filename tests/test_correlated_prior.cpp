@@ -13,6 +13,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <algorithm>
+#include <numeric>
 
 #include "test_helpers.hpp"
 
@@ -241,6 +243,86 @@ TEST(GaussianPrior, RejectsBadOptions) {
                Error);
   EXPECT_THROW(prior->unit_directions(), Error);
 }
+
+
+// Every permutation of N particles.
+std::vector<std::vector<int64_t>> all_permutations(int64_t N) {
+  std::vector<int64_t> p(static_cast<size_t>(N));
+  std::iota(p.begin(), p.end(), 0);
+  std::vector<std::vector<int64_t>> result;
+  do result.push_back(p);
+  while (std::next_permutation(p.begin(), p.end()));
+  return result;
+}
+
+// make_gaussian_prior's prior (anchor = particle 0), averaged over all relabellings or not.
+MintPrior permutation_prior(int64_t num_free, int64_t dim, bool symmetric, uint64_t seed = 61) {
+  MintPriorOptions o = make_gaussian_prior(num_free, dim, 3, seed)->options();
+  o.anchor = 0;
+  if (symmetric) o.symmetries = all_permutations(num_free + 1);
+  auto reference = make_gaussian_prior(num_free, dim, 3, seed);
+  MintPrior prior(o);
+  torch::NoGradGuard no_grad;
+  for (const auto& item : reference->named_parameters()) prior->named_parameters()[item.key()].copy_(item.value());
+  return prior;
+}
+
+// Relabels anchored configurations (B, M, n) by a permutation of all N particles, written out
+// with the anchor (particle 0) at the origin and re-anchored on the new particle 0.
+torch::Tensor relabel_anchored(const torch::Tensor& y, const std::vector<int64_t>& g) {
+  auto x = torch::cat({torch::zeros({y.size(0), 1, y.size(2)}, y.options()), y}, 1);
+  auto xg = x.index_select(1, torch::tensor(g, torch::kLong));
+  return (xg - xg.narrow(1, 0, 1)).narrow(1, 1, y.size(1));
+}
+
+class PermutationSymmetryCases : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PermutationSymmetryCases, LogDensityIsTheAverageOverRelabellingsAndInvariant) {
+  const auto c = GetParam();
+  auto symmetric = permutation_prior(c.num_free, c.dim, true), plain = permutation_prior(c.num_free, c.dim, false);
+  torch::NoGradGuard no_grad;
+  auto y = plain->sample(32);
+  const auto group = all_permutations(c.num_free + 1);
+  std::vector<torch::Tensor> terms;
+  for (const auto& g : group) terms.push_back(plain->log_prob(relabel_anchored(y, g)));
+  auto expected = torch::logsumexp(torch::stack(terms), 0) - std::log(static_cast<double>(group.size()));
+  auto got = symmetric->log_prob(y);
+  EXPECT_LT((got - expected).abs().max().item<double>(), 1e-10);
+  for (const auto& g : group)
+    EXPECT_LT((symmetric->log_prob(relabel_anchored(y, g)) - got).abs().max().item<double>(), 1e-10);
+}
+
+TEST_P(PermutationSymmetryCases, DensityIntegratesToOne) {
+  // Relabelling moves the anchor; the map of y must keep volumes for the average to stay normalised.
+  const auto c = GetParam();
+  auto prior = permutation_prior(c.num_free, c.dim, true, 62);
+  torch::manual_seed(63);
+  const int64_t count = 100000;
+  const double s = 0.8;
+  auto y = s * torch::randn({count, c.num_free, c.dim}, f64);
+  const double dof = static_cast<double>(c.num_free * c.dim);
+  auto log_p = -0.5 * y.pow(2).sum({1, 2}) / (s * s) - dof * (0.5 * std::log(2 * kPi) + std::log(s));
+  torch::NoGradGuard no_grad;
+  auto ratio = torch::exp(prior->log_prob(y) - log_p);
+  EXPECT_TRUE(testing::mean_is_one(ratio, 0.05));
+}
+
+TEST_P(PermutationSymmetryCases, SamplerMatchesTheAveragedDensity) {
+  // E_q[q'/q] = 1 for the plain mixture q' under draws of the averaged q.
+  const auto c = GetParam();
+  auto symmetric = permutation_prior(c.num_free, c.dim, true, 64), plain = permutation_prior(c.num_free, c.dim, false, 64);
+  torch::manual_seed(65);
+  torch::NoGradGuard no_grad;
+  auto y = symmetric->sample(50000);
+  auto ratio = torch::exp(plain->log_prob(y) - symmetric->log_prob(y));
+  EXPECT_TRUE(testing::mean_is_one(ratio, 0.05));
+}
+
+INSTANTIATE_TEST_SUITE_P(PermutationSymmetry, PermutationSymmetryCases,
+                         ::testing::Values(Case{3, 2}, Case{3, 3}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return "M" + std::to_string(info.param.num_free) + "_n" + std::to_string(info.param.dim);
+                         });
 
 std::shared_ptr<AnchoredEnergy> dw4() {
   return std::make_shared<AnchoredEnergy>(make_system("dw4"), 0);

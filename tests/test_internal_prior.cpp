@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <set>
@@ -373,6 +374,111 @@ TEST(HarmonicInit, MethylRelabellingsOfOneMinimumAreMerged) {
   keep.merge_relabelled = false;
   auto apart_prior = ala2_prior(a, 2, 31);
   EXPECT_EQ(initialize_harmonic_prior_from(apart_prior, a.energy, minima, keep).distinct, 2);
+}
+
+// ACE HH31, HH32, HH33 = 0, 2, 3; ALA HB1..3 = 11..13; NME HH31..33 = 19..21.
+const std::vector<std::vector<int64_t>> kAla2Methyls = {{0, 2, 3}, {11, 12, 13}, {19, 20, 21}};
+
+TEST(RotorSymmetry, FindsTheThreeMethylRotorsOfAlanineDipeptide) {
+  Ala2 a;
+  auto rotors = terminal_rotors(*a.system, a.anchor);
+  for (auto& r : rotors) std::sort(r.begin(), r.end());
+  std::sort(rotors.begin(), rotors.end());
+  EXPECT_EQ(rotors, kAla2Methyls);
+  EXPECT_TRUE(terminal_rotors(*make_system("lj13"), 0).empty());
+}
+
+MintPrior ala2_rotor_prior(const Ala2& a, bool symmetric) {
+  MintPriorOptions o = ala2_prior(a, 3, 41)->options();
+  o.rotors = kAla2Methyls;
+  if (symmetric) o.symmetries = rotor_relabellings(kAla2Methyls, 22);
+  torch::manual_seed(41);
+  MintPrior prior(o);
+  torch::NoGradGuard no_grad;
+  prior->logits.copy_(torch::randn({3}, f64));
+  prior->mean.add_(0.3 * torch::randn_like(prior->mean));
+  return prior;
+}
+
+// The 27 relabellings written out: each methyl's hydrogens shifted cyclically, as row maps.
+std::vector<torch::Tensor> ala2_rotor_relabellings(const Ala2& a) {
+  std::vector<torch::Tensor> result;
+  const int64_t M = a.energy.num_free();
+  for (int s0 = 0; s0 < 3; ++s0)
+    for (int s1 = 0; s1 < 3; ++s1)
+      for (int s2 = 0; s2 < 3; ++s2) {
+        std::vector<int64_t> rows(static_cast<size_t>(M));
+        std::iota(rows.begin(), rows.end(), 0);
+        const int shifts[3] = {s0, s1, s2};
+        for (size_t r = 0; r < 3; ++r)
+          for (size_t i = 0; i < 3; ++i) {
+            auto row = [&](int64_t p) { return p < a.anchor ? p : p - 1; };
+            rows[static_cast<size_t>(row(kAla2Methyls[r][i]))] = row(kAla2Methyls[r][(i + shifts[r]) % 3]);
+          }
+        result.push_back(torch::tensor(rows, torch::kLong));
+      }
+  return result;
+}
+
+TEST(RotorSymmetry, LogDensityIsTheMixtureAveragedOverCyclicRelabellings) {
+  Ala2 a;
+  auto symmetric = ala2_rotor_prior(a, true), plain = ala2_rotor_prior(a, false);
+  EXPECT_EQ(symmetric->symmetry_count(), 27);
+  EXPECT_EQ(plain->symmetry_count(), 1);
+  torch::NoGradGuard no_grad;
+  auto y = plain->sample(64);
+  std::vector<torch::Tensor> terms;
+  for (const auto& rows : ala2_rotor_relabellings(a)) terms.push_back(plain->log_prob(y.index_select(1, rows)));
+  auto expected = torch::logsumexp(torch::stack(terms), 0) - std::log(27.0);
+  auto got = symmetric->log_prob(y);
+  EXPECT_LT((got - expected).abs().max().item<double>(), 1e-10);
+  EXPECT_GT((got - plain->log_prob(y)).abs().max().item<double>(), 1.0);  // the average differs
+  for (const auto& rows : ala2_rotor_relabellings(a))
+    EXPECT_LT((symmetric->log_prob(y.index_select(1, rows)) - got).abs().max().item<double>(), 1e-10);
+}
+
+TEST(RotorSymmetry, SamplerMatchesTheSymmetrisedDensity) {
+  // E_q[q'/q] = 1 for the plain mixture q' and samples of the symmetrised q. Drawn without the
+  // random relabelling, the samples would sit where q' = 27 q and the mean would be near 27.
+  Ala2 a;
+  auto symmetric = ala2_rotor_prior(a, true), plain = ala2_rotor_prior(a, false);
+  torch::manual_seed(42);
+  torch::NoGradGuard no_grad;
+  auto y = symmetric->sample(5000);
+  auto ratio = torch::exp(chunked_log_prob(plain, y, 2000) - chunked_log_prob(symmetric, y, 2000));
+  EXPECT_TRUE(testing::mean_is_one(ratio, 0.1));
+}
+
+TEST(RotorSymmetry, RotorWideningAddsVarianceAlongTheRigidTurnOnly) {
+  // Sigma' = Sigma + sd^2 w w^T in the torsions (w = 1 on a rotor's three torsions); in u =
+  // tan(dphi / 2) the covariance is a quarter of that on the torsions.
+  Ala2 a;
+  auto y = minimize_energy(a.energy, a.configurations(1, 0.0, 30), 300).y;
+  auto covariance = [&](double sd) {
+    MintPriorOptions o = ala2_prior(a, 1, 43)->options();
+    o.rotors = kAla2Methyls;
+    MintPrior prior(o);
+    HarmonicOptions h;
+    h.rotor_sd = sd;
+    initialize_harmonic_prior_from(prior, a.energy, y, h);
+    auto u = prior->precision_factor().squeeze(0);
+    return torch::inverse(torch::matmul(u.t(), u));
+  };
+  const double sd = 0.5;
+  auto change = covariance(sd) - covariance(0.0);
+  auto reference = ala2_prior(a, 1, 43);
+  const auto& zm = reference->zmatrix();
+  auto expected = torch::zeros_like(change);
+  for (const auto& rotor : kAla2Methyls) {
+    auto w = torch::zeros({change.size(0)}, f64);
+    for (int64_t p : rotor) {
+      const int64_t row = p < a.anchor ? p : p - 1;
+      for (size_t j = 0; j < zm.atoms().size(); ++j)
+        if (zm.atoms()[j] == row) w[zm.torsion_index()[j]] = 0.5;
+    }
+    expected += sd * sd * torch::outer(w, w);
+  }
+  EXPECT_LT((change - expected).abs().max().item<double>(), 1e-8) << (change - expected).abs().max();
 }
 
 }  // namespace

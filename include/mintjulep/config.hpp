@@ -24,6 +24,10 @@ struct RunConfig {
   int threads = 0;                      // 0: one per core
   MintPriorOptions prior;               // radius <= 0: the system's length scale
   HarmonicOptions harmonic;             // init = "harmonic"
+  // [prior] symmetry averaging (MintPriorOptions::symmetries): over the cyclic relabellings of
+  // a molecule's methyl rotors, or over every relabelling of identical particles (N! <= 720).
+  bool rotor_symmetry = false;
+  bool permutation_symmetry = false;
   MintTrainingOptions mint;
   int64_t eval_samples = 10000;         // fresh samples for the reported ESS
   EgnnOptions network;

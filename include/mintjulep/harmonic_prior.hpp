@@ -30,6 +30,11 @@ struct HarmonicOptions {
   // labelled copy (log Z is then short by the log of the number of such labellings, the same
   // for every basin, and basin weights are unbiased). false: every labelled copy found is kept.
   bool merge_relabelled = true;
+  // Internal family: standard deviation (radians) added to every component along each rotor's
+  // rigid rotation (the three torsions of a methyl group turned together). A methyl rotor's
+  // cosine barrier is far softer away from the minimum than its curvature says; with
+  // rotor_symmetry the three widened copies then overlap and cover the whole circle.
+  double rotor_sd = 0.0;
 };
 
 struct HarmonicMinimum {
@@ -64,6 +69,19 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
 // Random compact starts (B, M, n): every particle uniform in a ball of radius
 // 0.6 * length_scale * N^(1/n), anchored; the starting points of init = "minima" / "harmonic".
 torch::Tensor random_compact_starts(const AnchoredEnergy& energy, int64_t count);
+
+// Rotors of a molecule: each group of three same-type terminal atoms bonded to one centre
+// atom that has exactly one other neighbour (a methyl group's hydrogens), as particle indices.
+// Groups holding `anchor` are left out. Empty for systems without bonds.
+std::vector<std::vector<int64_t>> terminal_rotors(const Energy& system, int64_t anchor);
+
+// The cyclic relabellings of the given rotors (3^R permutations of the N particle indices, the
+// identity first): the relabellings a rotation of each methyl group reaches.
+std::vector<std::vector<int64_t>> rotor_relabellings(const std::vector<std::vector<int64_t>>& rotors,
+                                                     int64_t num_particles);
+// Every relabelling of the N particles (N! permutations) when all are of one type and
+// interchangeable and N! <= limit; otherwise empty.
+std::vector<std::vector<int64_t>> particle_relabellings(const Energy& system, int64_t limit = 720);
 
 // Hessian of U(y(z)) in the frame coordinates at z (B, D), (B, D, D), by double backward.
 torch::Tensor frame_hessian(const MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& z);

@@ -49,6 +49,16 @@ struct MintPriorOptions {
   // Internal family: the anchor's particle index and the bond graph (particle index pairs).
   int64_t anchor = -1;
   std::vector<std::array<int64_t, 2>> bonds;
+  // Rotors: particle indices of each group of three interchangeable terminal atoms turning
+  // about one bond (the hydrogens of a methyl group; see terminal_rotors()), for rotor_sd.
+  std::vector<std::vector<int64_t>> rotors;
+  // A group of relabellings g of the N particles (each a permutation of 0..N-1; identity
+  // included) under which U is invariant: log q is averaged over them, q(y) = 1/|G| sum_g
+  // q(g y), and samples are relabelled at random. Still exact and normalised (each g is a linear
+  // map of the anchored coordinates with determinant +-1); one component then covers every
+  // copy of its basin the group reaches. Empty or one element: no averaging. See
+  // rotor_relabellings() (methyl rotors) and particle_relabellings() (identical particles).
+  std::vector<std::vector<int64_t>> symmetries;
 };
 
 class MintPriorImpl : public torch::nn::Module {
@@ -96,6 +106,8 @@ class MintPriorImpl : public torch::nn::Module {
   bool internal() const { return options_.family == "internal"; }
   bool correlated() const { return gaussian() || internal(); }  // a full Gaussian per component
   const ZMatrix& zmatrix() const { return zmatrix_; }
+  // Number of relabellings log q is averaged over (1: none).
+  int64_t symmetry_count() const { return symmetries_.defined() ? symmetries_.size(0) : 1; }
 
   const MintPriorOptions& options() const { return options_; }
   bool gaussian() const { return options_.family == "gaussian"; }
@@ -136,12 +148,20 @@ class MintPriorImpl : public torch::nn::Module {
   void set_internal_components(const torch::Tensor& means, const torch::Tensor& precisions,
                                const torch::Tensor& log_weights);
   torch::Tensor draw_gaussian(const torch::Tensor& k);  // m_k + U_k^-1 e, (B, D)
+  // log q averaged over the rotor relabellings, and the plain mixture's log q and samples
+  // (path: the softened path end, see path_log_prob).
+  torch::Tensor symmetrised_log_prob(const torch::Tensor& y, bool path);
+  torch::Tensor mixture_log_prob(const torch::Tensor& y, bool path);
+  torch::Tensor mixture_sample(const torch::Tensor& k);
+  void setup_symmetries();
+  torch::Tensor relabel(const torch::Tensor& y, const torch::Tensor& perms) const;  // (P, B, M, n)
 
   MintPriorOptions options_;
   torch::Tensor order_, inverse_order_;  // frame rows first, and back
   ZMatrix zmatrix_;
   torch::Tensor length_index_, angle_index_, torsion_index_;
   torch::Tensor reflect_sign_;           // (D,) +1, or -1 on the coordinates R_s negates
+  torch::Tensor symmetries_, free_rows_;  // (G, N) particle relabellings; undefined: none
 };
 TORCH_MODULE(MintPrior);
 

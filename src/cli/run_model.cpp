@@ -84,10 +84,13 @@ void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
   fmt::print("prior: {} minimised configurations (with relabelled copies), {} distinct minima, {} kept "
              "for {} components\n",
              result.candidates, result.distinct, result.minima.size(), m.prior->options().components);
+  const int64_t rotations = m.prior->symmetry_count();
   if (result.relabellings > 1)
     fmt::print("prior: copies of a minimum under the {} relabellings of interchangeable terminal atoms (methyl "
-               "hydrogens) merged: log Z covers one labelling of them (add log {} = {:.4f} for all)\n",
-               result.relabellings, result.relabellings, std::log(static_cast<double>(result.relabellings)));
+               "hydrogens) merged: log Z covers {} of them{} (add log {} = {:.4f} for all)\n",
+               result.relabellings, rotations, rotations > 1 ? ", those the rotors' rotations reach" : "",
+               result.relabellings / rotations,
+               std::log(static_cast<double>(result.relabellings) / static_cast<double>(rotations)));
   auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(m.system);
   BackboneAtoms bb;
   bool backbone = false;
@@ -130,6 +133,20 @@ Model build_model(const RunConfig& config, torch::Device device, bool prior_from
   if (prior_options.radius <= 0) prior_options.radius = m.system->length_scale();
   prior_options.anchor = anchor;
   prior_options.bonds = m.system->bonds();
+  prior_options.rotors = terminal_rotors(*m.system, anchor);
+  if (config.rotor_symmetry) {
+    check(!prior_options.rotors.empty(),
+          fmt::format("[prior] rotor_symmetry: system '{}' has no methyl rotors (three identical terminal atoms "
+                      "on one centre); remove the key", m.system->name()));
+    prior_options.symmetries = rotor_relabellings(prior_options.rotors, m.system->num_particles());
+  }
+  if (config.permutation_symmetry) {
+    check(!config.rotor_symmetry, "[prior] rotor_symmetry and permutation_symmetry exclude each other; keep one");
+    prior_options.symmetries = particle_relabellings(*m.system);
+    check(!prior_options.symmetries.empty(),
+          fmt::format("[prior] permutation_symmetry needs identical, interchangeable particles with N! <= 720; "
+                      "system '{}' has not: remove the key", m.system->name()));
+  }
   torch::manual_seed(config.seed);
   m.prior = MintPrior(prior_options);
   if (prior_options.init == "reference" && !prior_from_checkpoint)

@@ -2,6 +2,8 @@
 #include <mintjulep/error.hpp>
 
 #include <fmt/format.h>
+
+#include <cmath>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -114,6 +116,9 @@ RunConfig load_config(const std::string& path) {
   prior.read("covariance_scale", c.harmonic.covariance_scale);
   prior.read("merge_tolerance", c.harmonic.merge_tolerance);
   prior.read("merge_relabelled", c.harmonic.merge_relabelled);
+  prior.read("rotor_symmetry", c.rotor_symmetry);
+  prior.read("permutation_symmetry", c.permutation_symmetry);
+  prior.read("rotor_sd", c.harmonic.rotor_sd);
   prior.reject_unknown();
 
   Table mint(root["mint"].as_table(), "[mint]", path);
@@ -234,6 +239,8 @@ RunConfig load_config(const std::string& path) {
         path + ": [prior] needs starts_per_component >= 1, max_relabellings >= 0, and hessian_floor, "
                "covariance_scale, merge_tolerance > 0");
   check(c.prior.init_noise >= 0, path + ": [prior] init_noise must be >= 0");
+  check(c.harmonic.rotor_sd >= 0 && std::isfinite(c.harmonic.rotor_sd),
+        path + ": [prior] rotor_sd must be >= 0 (radians added along each methyl rotation)");
   check(c.prior.kappa > 0 && c.prior.sigma > 0 && c.prior.radius_spread >= 0,
         path + ": [prior] kappa and sigma must be positive, radius_spread >= 0");
   check(c.mint.steps >= 0 && c.mint.samples >= 2, path + ": [mint] needs steps >= 0, samples >= 2");

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <cmath>
 #include <numeric>
 
@@ -77,6 +78,32 @@ std::vector<std::vector<int64_t>> terminal_relabellings(const AnchoredEnergy& en
   return result.size() > 1 ? result : std::vector<std::vector<int64_t>>{};
 }
 
+// Sigma -> Sigma + sd^2 w w^T for each rotor, w = 1 on the torsions of its three atoms (a rigid
+// turn of the group), as a rank-one update of the precision P (Sherman-Morrison), (C, D, D).
+torch::Tensor widen_rotors(const MintPrior& prior, torch::Tensor precision, double sd) {
+  const ZMatrix& zm = prior->zmatrix();
+  const int64_t anchor = prior->options().anchor;
+  for (const auto& rotor : prior->options().rotors) {
+    std::vector<int64_t> torsions;
+    std::set<std::pair<int64_t, int64_t>> axes;
+    for (int64_t p : rotor) {
+      const int64_t row = p < anchor ? p : p - 1;
+      for (size_t j = 0; j < zm.atoms().size(); ++j)
+        if (zm.atoms()[j] == row && zm.proper()[j]) {
+          torsions.push_back(zm.torsion_index()[j]);
+          axes.insert({zm.parents()[j], zm.grandparents()[j]});
+        }
+    }
+    if (torsions.size() != 3 || axes.size() != 1) continue;  // not three torsions about one bond
+    auto w = torch::zeros({precision.size(1), 1}, precision.options());
+    for (int64_t t : torsions) w[t] = 1.0;
+    auto pw = torch::matmul(precision, w);                              // (C, D, 1)
+    auto wpw = torch::matmul(w.t(), pw);                                // (C, 1, 1)
+    precision = precision - sd * sd * torch::matmul(pw, pw.transpose(1, 2)) / (1 + sd * sd * wpw);
+  }
+  return precision;
+}
+
 // Canonical positions (C, M * n) of frame coordinates z and of their mirror images.
 std::pair<torch::Tensor, torch::Tensor> canonical_shapes(const MintPrior& prior, const torch::Tensor& z) {
   return {prior->from_frame_coordinates(z).flatten(1),
@@ -115,6 +142,55 @@ std::vector<int64_t> distinct_minima(const MintPrior& prior, const torch::Tensor
 }
 
 }  // namespace
+
+std::vector<std::vector<int64_t>> particle_relabellings(const Energy& system, int64_t limit) {
+  return all_relabellings(system, limit);
+}
+
+std::vector<std::vector<int64_t>> rotor_relabellings(const std::vector<std::vector<int64_t>>& rotors,
+                                                     int64_t num_particles) {
+  std::vector<std::vector<int64_t>> group(1, std::vector<int64_t>(static_cast<size_t>(num_particles)));
+  std::iota(group[0].begin(), group[0].end(), 0);
+  for (const auto& rotor : rotors) {
+    check(rotor.size() == 3, "a rotor is a group of three interchangeable terminal atoms");
+    for (int64_t p : rotor)
+      check(p >= 0 && p < num_particles, fmt::format("rotor atom {} is not a particle index in 0..{}", p, num_particles - 1));
+    check(group.size() * 3 <= 729, "more than 6 methyl rotors (3^6 relabellings) is too costly to average over");
+    std::vector<std::vector<int64_t>> next;
+    for (const auto& g : group)
+      for (size_t shift = 0; shift < 3; ++shift) {
+        auto h = g;
+        for (size_t i = 0; i < 3; ++i)
+          h[static_cast<size_t>(rotor[i])] = g[static_cast<size_t>(rotor[(i + shift) % 3])];
+        next.push_back(h);
+      }
+    group = std::move(next);
+  }
+  return group;
+}
+
+std::vector<std::vector<int64_t>> terminal_rotors(const Energy& system, int64_t anchor) {
+  const auto bonds = system.bonds();
+  if (bonds.empty()) return {};
+  const int64_t N = system.num_particles();
+  const auto types = system.particle_types();
+  std::vector<std::vector<int64_t>> neighbours(static_cast<size_t>(N));
+  for (const auto& b : bonds) {
+    neighbours[static_cast<size_t>(b[0])].push_back(b[1]);
+    neighbours[static_cast<size_t>(b[1])].push_back(b[0]);
+  }
+  std::vector<std::vector<int64_t>> rotors;
+  for (int64_t centre = 0; centre < N; ++centre) {
+    const auto& around = neighbours[static_cast<size_t>(centre)];
+    if (around.size() != 4) continue;
+    std::map<int64_t, std::vector<int64_t>> terminal_by_type;
+    for (int64_t j : around)
+      if (neighbours[static_cast<size_t>(j)].size() == 1) terminal_by_type[types[static_cast<size_t>(j)]].push_back(j);
+    for (auto& [type, atoms] : terminal_by_type)
+      if (atoms.size() == 3 && std::find(atoms.begin(), atoms.end(), anchor) == atoms.end()) rotors.push_back(atoms);
+  }
+  return rotors;
+}
 
 torch::Tensor random_compact_starts(const AnchoredEnergy& energy, int64_t count) {
   const Energy& system = energy.energy();
@@ -203,6 +279,7 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
   auto [eigenvalues, eigenvectors] = at::linalg_eigh(hessian, "L");
   eigenvalues = eigenvalues.clamp_min(options.hessian_floor) / options.covariance_scale;
   auto precision = torch::matmul(eigenvectors * eigenvalues.unsqueeze(1), eigenvectors.transpose(1, 2));
+  if (options.rotor_sd > 0 && prior->internal()) precision = widen_rotors(prior, precision, options.rotor_sd);
   precision = 0.5 * (precision + precision.transpose(1, 2));
   // log of each basin's mass: -U + 1/2 log det(2 pi Sigma) - log q's frame Jacobian; a chiral
   // minimum's component also covers its mirror image, so it counts twice.

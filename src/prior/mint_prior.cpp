@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 namespace mintjulep {
 namespace {
@@ -47,6 +49,8 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
   check(options_.invariant || options_.family == "independent",
         "the gaussian and internal prior families are always invariant; set invariant = true or family = "
         "\"independent\"");
+
+  if (options_.symmetries.size() > 1) setup_symmetries();
 
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   logits = register_parameter("logits", torch::zeros({K}, f64));
@@ -222,15 +226,73 @@ void MintPriorImpl::set_gaussian_components(const torch::Tensor& means, const to
   logits.copy_(log_weights - log_weights.max());
 }
 
+void MintPriorImpl::setup_symmetries() {
+  const int64_t N = options_.num_free + 1, anchor = options_.anchor;
+  check(anchor >= 0 && anchor < N, "prior symmetries need the anchor's particle index");
+  std::vector<int64_t> flat;
+  for (const auto& g : options_.symmetries) {
+    std::vector<int64_t> sorted = g;
+    std::sort(sorted.begin(), sorted.end());
+    for (int64_t i = 0; i < N; ++i)
+      check(static_cast<int64_t>(sorted.size()) == N && sorted[static_cast<size_t>(i)] == i,
+            fmt::format("a prior symmetry must be a permutation of the {} particle indices", N));
+    flat.insert(flat.end(), g.begin(), g.end());
+  }
+  symmetries_ = torch::tensor(flat, torch::kLong).view({static_cast<int64_t>(options_.symmetries.size()), N});
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < N; ++i)
+    if (i != anchor) rows.push_back(i);
+  free_rows_ = torch::tensor(rows, torch::kLong);
+}
+
+torch::Tensor MintPriorImpl::relabel(const torch::Tensor& y, const torch::Tensor& perms) const {
+  // y (B, M, n) -> full positions with the anchor at the origin -> particles relabelled by each
+  // of perms (P, N) -> anchored again on the particle now labelled as the anchor: (P, B, M, n).
+  // A linear map of y with determinant +-1, so q(g y) is a normalised density for each g.
+  const int64_t B = y.size(0), n = y.size(2), N = perms.size(1), P = perms.size(0), anchor = options_.anchor;
+  auto x = torch::cat({y.narrow(1, 0, anchor), torch::zeros({B, 1, n}, y.options()), y.narrow(1, anchor, N - 1 - anchor)}, 1);
+  auto xg = x.index_select(1, perms.flatten()).view({B, P, N, n}).transpose(0, 1);
+  return (xg - xg.narrow(2, anchor, 1)).index_select(2, free_rows_.to(y.device()));
+}
+
 torch::Tensor MintPriorImpl::log_prob(const torch::Tensor& y) {
   const int64_t M = options_.num_free, n = options_.dim;
   check(y.dim() == 3 && y.size(1) == M && y.size(2) == n,
         fmt::format("prior input must have shape (B, {}, {})", M, n));
+  return symmetrised_log_prob(y, /*path=*/false);
+}
+
+torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
+  check(y.dim() == 3 && y.size(1) == options_.num_free && y.size(2) == options_.dim,
+        fmt::format("prior input must have shape (B, {}, {})", options_.num_free, options_.dim));
+  return symmetrised_log_prob(y, /*path=*/true);
+}
+
+torch::Tensor MintPriorImpl::symmetrised_log_prob(const torch::Tensor& y, bool path) {
+  if (!symmetries_.defined()) return mixture_log_prob(y, path);
+  // log q = logsumexp_g log q_mix(g y) - log G, over blocks of relabellings so that a block
+  // holds at most ~2^16 configurations.
+  const int64_t B = y.size(0), M = options_.num_free, n = options_.dim, G = symmetries_.size(0);
+  const auto perms = symmetries_.to(y.device());
+  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(G, 65536 / std::max<int64_t>(B, 1)));
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < G; start += block) {
+    const int64_t size = std::min(block, G - start);
+    auto relabelled = relabel(y, perms.narrow(0, start, size)).reshape({size * B, M, n});
+    parts.push_back(mixture_log_prob(relabelled, path).view({size, B}));
+  }
+  return torch::logsumexp(torch::cat(parts, 0), 0) - std::log(static_cast<double>(G));
+}
+
+torch::Tensor MintPriorImpl::mixture_log_prob(const torch::Tensor& y, bool path) {
   auto y64 = y.to(torch::kFloat64);
   if (internal()) return internal_log_prob(y64);
   if (gaussian()) return gaussian_log_prob(y64);
   if (!options_.invariant) return fixed_log_prob(y64);
-  return invariant_log_prob(y64.index_select(1, order_.to(y.device())), 0.0);
+  // The gaussian and internal families vanish smoothly where their coordinates degenerate: only
+  // the independent family's path end is softened.
+  const double softening = path && options_.dim == 3 ? options_.path_softening * options_.radius : 0.0;
+  return invariant_log_prob(y64.index_select(1, order_.to(y.device())), softening);
 }
 
 torch::Tensor MintPriorImpl::gaussian_log_prob(const torch::Tensor& y) {
@@ -259,15 +321,6 @@ torch::Tensor MintPriorImpl::gaussian_log_prob(const torch::Tensor& y) {
   return log_frame_jacobian(z) - std::log(2.0) + torch::logsumexp(terms.flatten(0, 1), 0);
 }
 
-torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
-  // The gaussian and internal families vanish smoothly where their coordinates degenerate: no
-  // softening needed.
-  if (correlated() || !options_.invariant || options_.dim != 3) return log_prob(y);
-  check(y.dim() == 3 && y.size(1) == options_.num_free && y.size(2) == options_.dim,
-        fmt::format("prior input must have shape (B, {}, {})", options_.num_free, options_.dim));
-  return invariant_log_prob(y.to(torch::kFloat64).index_select(1, order_.to(y.device())),
-                            options_.path_softening * options_.radius);
-}
 
 torch::Tensor MintPriorImpl::fixed_log_prob(const torch::Tensor& y) {
   // sum_k pi_k prod_i c_ki(y_i) in the global frame.
@@ -355,6 +408,18 @@ torch::Tensor MintPriorImpl::gaussian_sample(const torch::Tensor& k) {
 }
 
 torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
+  auto y = mixture_sample(k);
+  if (!symmetries_.defined()) return y;
+  // A uniformly random relabelling of each draw: a sample of 1/|G| sum_g q(g y) (G is a group).
+  const auto perms = symmetries_.to(y.device());
+  const int64_t B = y.size(0), n = y.size(2), N = perms.size(1), anchor = options_.anchor;
+  auto g = torch::randint(0, perms.size(0), {B}, torch::TensorOptions().dtype(torch::kLong).device(y.device()));
+  auto x = torch::cat({y.narrow(1, 0, anchor), torch::zeros({B, 1, n}, y.options()), y.narrow(1, anchor, N - 1 - anchor)}, 1);
+  auto xg = x.gather(1, perms.index_select(0, g).unsqueeze(-1).expand({-1, -1, n}));
+  return (xg - xg.narrow(1, anchor, 1)).index_select(1, free_rows_.to(y.device()));
+}
+
+torch::Tensor MintPriorImpl::mixture_sample(const torch::Tensor& k) {
   if (internal()) return internal_sample(k);
   if (gaussian()) return gaussian_sample(k);
   const int64_t M = options_.num_free, n = options_.dim, count = k.numel();
