@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 namespace mintjulep {
 namespace {
@@ -109,6 +110,18 @@ TEST(Annealing, SystematicResamplingFollowsTheWeights) {
   auto expected = torch::tensor({0.1, 0.0, 0.6, 0.3}, f64) * 100 * 50;
   EXPECT_LT((counts - expected).abs().max().item<double>(), 50.0 + 1e-9);
   EXPECT_EQ(counts[1].item<double>(), 0.0);
+}
+
+TEST(Annealing, SystematicResamplingDrawsAnyNumberAndSkipsNonFiniteWeights) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  auto log_w = torch::tensor({std::log(0.1), nan, std::log(0.2), -inf, std::log(0.7), inf}, f64) - 3.0;
+  auto index = systematic_resample(log_w, 0.37, 1000);
+  ASSERT_EQ(index.size(0), 1000);
+  auto counts = torch::bincount(index, {}, 6);
+  // floor or ceil of count * w_i copies; NaN and +-inf weigh nothing.
+  EXPECT_TRUE(torch::equal(counts, torch::tensor({100, 0, 200, 0, 700, 0}, torch::kLong)));
+  EXPECT_EQ(systematic_resample(log_w, 0.5, 3).size(0), 3);
+  EXPECT_THROW(systematic_resample(torch::tensor({nan, -inf}, f64), 0.5, 10), Error);
 }
 
 TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {

@@ -1,4 +1,4 @@
-// Reading and writing .npy and .xyz files.
+// Reading and writing .npy, .xyz, PDB and DCD files.
 #include <mintjulep/error.hpp>
 #include <mintjulep/io.hpp>
 #include <mintjulep/systems.hpp>
@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 
 namespace mintjulep {
 namespace {
@@ -33,6 +35,7 @@ class TempDir : public ::testing::Test {
 
 using Npy = TempDir;
 using Xyz = TempDir;
+using Trajectory = TempDir;
 
 TEST_F(Npy, RoundTripKeepsDtypeShapeAndValues) {
   torch::manual_seed(1);
@@ -135,6 +138,141 @@ TEST_F(Xyz, ConfigurationsAreCheckedAgainstTheSystem) {
   EXPECT_EQ(read_configurations(path("single.npy"), *dw4).sizes(), (std::vector<int64_t>{1, 4, 2}));
   write_text("x.csv", "1,2\n");
   EXPECT_THROW(read_configurations(path("x.csv"), *dw4), Error);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+ParticleNames argon(int64_t atoms) {
+  ParticleNames names;
+  for (int64_t i = 0; i < atoms; ++i) {
+    names.atom_names.push_back(i == 0 ? "CA" : "AR");
+    names.residue_names.push_back("UNK");
+    names.elements.push_back(i == 0 ? "C" : "Ar");
+    names.residue_numbers.push_back(i + 1);
+  }
+  return names;
+}
+
+TEST_F(Trajectory, PdbModelsRoundTripToTheThirdDecimal) {
+  torch::manual_seed(2);
+  auto x = 30 * torch::randn({3, 5, 3}, torch::kFloat64);
+  write_pdb_models(path("m.pdb"), x, argon(5), {"sample=0 log_w=-1.5", "", "sample=2 log_w=0.25"});
+  auto back = read_pdb_models(path("m.pdb"));
+  ASSERT_EQ(back.sizes(), x.sizes());
+  EXPECT_LE((back - x).abs().max().item<double>(), 5e-4 + 1e-12);
+  const std::string text = read_text(path("m.pdb"));
+  EXPECT_NE(text.find("REMARK   1 sample=0 log_w=-1.5\nMODEL        1\n"), std::string::npos);
+  EXPECT_NE(text.find("REMARK   1 sample=2 log_w=0.25\nMODEL        3\n"), std::string::npos);
+  EXPECT_EQ(text.find("REMARK   1 \n"), std::string::npos);  // no remark for an empty label
+  // Fixed columns: a one-letter element's name starts in column 14, the element in 77-78.
+  const auto first_atom = text.substr(text.find("ATOM"), 81);
+  EXPECT_EQ(first_atom.substr(12, 4), " CA ");
+  EXPECT_EQ(first_atom.substr(17, 3), "UNK");
+  EXPECT_EQ(first_atom.substr(76, 2), " C");
+  const auto second_atom = text.substr(text.find("ATOM      2"), 81);
+  EXPECT_EQ(second_atom.substr(12, 4), "AR  ");
+  EXPECT_EQ(second_atom.substr(76, 2), "Ar");
+  EXPECT_EQ(second_atom.substr(22, 4), "   2");
+}
+
+TEST_F(Trajectory, PdbRejectsCoordinatesOutsideItsColumnsAndKeepsTheOldFile) {
+  write_text("keep.pdb", "old");
+  auto x = torch::zeros({2, 2, 3}, torch::kFloat64);
+  x[1][0][1] = 12345.0;
+  EXPECT_THROW(write_pdb_models(path("keep.pdb"), x, argon(2), {"", ""}), Error);
+  x[1][0][1] = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THROW(write_pdb_models(path("keep.pdb"), x, argon(2), {"", ""}), Error);
+  EXPECT_EQ(read_text(path("keep.pdb")), "old");
+  EXPECT_THROW(write_pdb_models(path("no/such/folder/x.pdb"), torch::zeros({1, 2, 3}), argon(2), {""}), Error);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(Trajectory, DcdRoundTripIsExactInFloat32) {
+  torch::manual_seed(3);
+  auto x = 10 * torch::randn({4, 7, 3}, torch::kFloat64);
+  write_dcd(path("t.dcd"), x);
+  auto back = read_dcd(path("t.dcd"));
+  EXPECT_EQ(back.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(back, x.to(torch::kFloat32)));
+  // The CHARMM layout: an 84-byte header record starting with CORD, 2 titles, the atom count,
+  // then 3 records of 7 floats per frame, every record framed by two 4-byte lengths.
+  const std::string bytes = read_text(path("t.dcd"));
+  EXPECT_EQ(bytes.substr(4, 4), "CORD");
+  EXPECT_EQ(bytes.size(), (84 + 8) + (4 + 160 + 8) + (4 + 8) + 4 * 3 * (7 * 4 + 8));
+  // Two dimensions are padded with z = 0.
+  write_dcd(path("flat.dcd"), x.narrow(2, 0, 2));
+  auto flat = read_dcd(path("flat.dcd"));
+  EXPECT_TRUE(torch::equal(flat.narrow(2, 0, 2), x.narrow(2, 0, 2).to(torch::kFloat32)));
+  EXPECT_TRUE(flat.select(2, 2).eq(0).all().item<bool>());
+  write_text("short.dcd", bytes.substr(0, bytes.size() - 10));
+  EXPECT_THROW(read_dcd(path("short.dcd")), Error);
+  write_text("text.dcd", "not a dcd file at all");
+  EXPECT_THROW(read_dcd(path("text.dcd")), Error);
+}
+
+TEST_F(Trajectory, ExtendedXyzCarriesPropertiesPerFrame) {
+  torch::manual_seed(4);
+  auto x = torch::randn({2, 3, 2}, torch::kFloat64);
+  write_extended_xyz(path("e.xyz"), x, {"X", "X", "X"}, {"log_w=-3.5 energy=1.25", "log_w=0.5 energy=-2"});
+  auto back = read_xyz(path("e.xyz"));
+  ASSERT_EQ(back.positions.sizes(), (std::vector<int64_t>{2, 3, 3}));
+  EXPECT_TRUE(torch::allclose(back.positions.narrow(2, 0, 2), x, 0, 1e-10));
+  EXPECT_TRUE(back.positions.select(2, 2).eq(0).all().item<bool>());
+  const std::string text = read_text(path("e.xyz"));
+  EXPECT_NE(text.find("3\nProperties=species:S:1:pos:R:3 pbc=\"F F F\" log_w=0.5 energy=-2\n"), std::string::npos);
+}
+
+TEST_F(Trajectory, FormatComesFromTheExtension) {
+  EXPECT_EQ(trajectory_format("a/b.npz"), TrajectoryFormat::npz);
+  EXPECT_EQ(trajectory_format("s.pdb"), TrajectoryFormat::pdb);
+  EXPECT_EQ(trajectory_format("s.dcd"), TrajectoryFormat::dcd);
+  EXPECT_EQ(trajectory_format("s.xyz"), TrajectoryFormat::xyz);
+  EXPECT_THROW(trajectory_format("s.trr"), Error);
+  EXPECT_THROW(trajectory_format("samples"), Error);
+}
+
+// A molecule is written in Angstrom with its topology's names and read back in nm.
+TEST_F(Trajectory, MoleculeFilesUseTheTopologyAndAngstrom) {
+  auto ala2 = make_system("ala2");
+  EXPECT_EQ(angstrom_per_length_unit(*ala2), 10.0);
+  const auto names = particle_names(*ala2);
+  ASSERT_EQ(names.atom_names.size(), 22u);
+  EXPECT_EQ(names.atom_names[1], "CH3");
+  EXPECT_EQ(names.residue_names[1], "ACE");
+  EXPECT_EQ(names.elements[0], "H");
+  EXPECT_EQ(names.residue_numbers.back(), 3);
+  torch::manual_seed(5);
+  auto x = ala2->reference_configuration().repeat({3, 1, 1}) + 0.01 * torch::randn({3, 22, 3}, torch::kFloat64);
+  const std::vector<std::string> labels{"a=1", "a=2", "a=3"};
+  for (const char* file : {"m.pdb", "m.dcd", "m.xyz"}) write_trajectory(path(file), x, *ala2, labels);
+  EXPECT_LE((read_configurations(path("m.pdb"), *ala2) - x).abs().max().item<double>(), 5e-5 + 1e-12);
+  EXPECT_LE((read_configurations(path("m.dcd"), *ala2) - x).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(torch::allclose(read_xyz(path("m.xyz")).positions, 10 * x, 0, 1e-9));
+  EXPECT_EQ(read_xyz(path("m.xyz")).elements, names.elements);
+  EXPECT_NE(read_text(path("m.pdb")).find("ATOM      2  CH3 ACE A   1"), std::string::npos);
+  EXPECT_THROW(write_trajectory(path("m.npz"), x, *ala2, labels), Error);
+  EXPECT_THROW(write_trajectory(path("m.pdb"), x, *ala2, {"a=1"}), Error);
+}
+
+// Clusters: dimensionless lengths written as Angstrom numerically unchanged; 2D gets z = 0 and
+// reads back as 2D.
+TEST_F(Trajectory, ClusterFilesKeepReducedUnitsAndPadTwoDimensions) {
+  auto dw4 = make_system("dw4");
+  EXPECT_EQ(angstrom_per_length_unit(*dw4), 1.0);
+  const auto names = particle_names(*dw4);
+  EXPECT_EQ(names.elements, (std::vector<std::string>(4, "X")));
+  EXPECT_EQ(names.residue_numbers, (std::vector<int64_t>{1, 2, 3, 4}));
+  torch::manual_seed(6);
+  auto x = 3 * torch::randn({2, 4, 2}, torch::kFloat64);
+  for (const char* file : {"c.pdb", "c.dcd", "c.xyz"}) {
+    write_trajectory(path(file), x, *dw4, {"", "b=2"});
+    auto back = read_configurations(path(file), *dw4);
+    ASSERT_EQ(back.sizes(), x.sizes()) << file;
+    EXPECT_LE((back - x).abs().max().item<double>(), 5e-4 + 1e-12) << file;
+  }
 }
 
 }  // namespace

@@ -68,8 +68,9 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
                     JulepSampler kernel, int64_t count, uint64_t seed,
                     const std::function<void(int64_t, int64_t)>& progress = {});
 
-// Systematic resampling: `count` indices (int64, on log_w's device) drawn with probabilities
-// proportional to exp(log_w), using one uniform u in [0, 1).
-torch::Tensor systematic_resample(const torch::Tensor& log_w, double u);
+// Systematic resampling: `count` indices (int64, on log_w's device; count < 0: as many as
+// log_w has) drawn with probabilities proportional to exp(log_w), using one uniform u in
+// [0, 1). Non-finite log w count as w = 0; Error when no weight is finite.
+torch::Tensor systematic_resample(const torch::Tensor& log_w, double u, int64_t count = -1);
 
 }  // namespace mintjulep

@@ -1,5 +1,5 @@
 #pragma once
-// Reading and writing configurations: numpy .npy arrays and XYZ trajectories.
+// Reading and writing configurations: numpy .npy arrays, XYZ, PDB and DCD trajectories.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -49,9 +49,61 @@ XyzTrajectory read_xyz(const std::string& path);
 void write_xyz(const std::string& path, const torch::Tensor& positions,
                const std::vector<std::string>& elements, const std::string& comment = "");
 
+// Writes frames (F, N, n) as extended XYZ, atomically: each comment line is
+// "Properties=species:S:1:pos:R:3 pbc=\"F F F\"" followed by properties[f] (key=value pairs,
+// may be empty; one entry per frame).
+void write_extended_xyz(const std::string& path, const torch::Tensor& positions,
+                        const std::vector<std::string>& elements,
+                        const std::vector<std::string>& properties);
+
+// What structure files call each particle.
+struct ParticleNames {
+  std::vector<std::string> atom_names, residue_names, elements;
+  std::vector<int64_t> residue_numbers;  // 1-based
+};
+
+// A molecule's atoms as its PDB topology names them; for other systems (clusters) one atom
+// "X" (element X, a dummy atom) in its own residue "UNK" per particle.
+ParticleNames particle_names(const Energy& system);
+
+// Angstrom per length unit of `system`: 10 for molecules (nm); 1 for systems in reduced
+// units, whose dimensionless lengths are written to Angstrom files numerically unchanged.
+double angstrom_per_length_unit(const Energy& system);
+
+// Writes frames (F, N, 2 or 3) in Angstrom as a multi-model PDB (z = 0 for n = 2),
+// atomically. remarks[f], when not empty, goes on a REMARK line before model f. Coordinates
+// must fit the fixed columns (-999.999 to 9999.999 Angstrom).
+void write_pdb_models(const std::string& path, const torch::Tensor& positions_angstrom,
+                      const ParticleNames& names, const std::vector<std::string>& remarks);
+
+// Reads the ATOM/HETATM coordinates of every model of a PDB file: (F, N, 3) float64 Angstrom.
+torch::Tensor read_pdb_models(const std::string& path);
+
+// Writes frames (F, N, 2 or 3) in Angstrom as a CHARMM/NAMD DCD file (float32, no unit cell,
+// z = 0 for n = 2), as VMD, MDAnalysis and mdtraj read it, atomically.
+void write_dcd(const std::string& path, const torch::Tensor& positions_angstrom);
+
+// Reads a DCD file written by write_dcd (or CHARMM/NAMD without unit cell or with one, not
+// 4D, no fixed atoms): (F, N, 3) float32 Angstrom.
+torch::Tensor read_dcd(const std::string& path);
+
+enum class TrajectoryFormat { npz, pdb, dcd, xyz };
+
+// The format named by the extension of `path` (.npz, .pdb, .dcd, .xyz); Error for any other.
+TrajectoryFormat trajectory_format(const std::string& path);
+
+// Writes configurations (F, N, n) of `system`, in its length unit, as the PDB, DCD or
+// extended XYZ file `path` names (not .npz), in Angstrom, with the system's particle names.
+// labels[f] ("key=value ..." text, may be empty) goes to model f's REMARK (PDB) or frame
+// f's comment line (XYZ); DCD has no place for it.
+void write_trajectory(const std::string& path, const torch::Tensor& positions,
+                      const Energy& system, const std::vector<std::string>& labels);
+
 // Reads configurations for `system` from a .npy file of shape (B, N, n) (or (N, n) for one
-// configuration) or an .xyz file (for n = 2 the z column must be 0). Checks shape and that
-// every number is finite. Returns a float64 CPU tensor (B, N, n).
+// configuration), an .xyz file (for n = 2 the z column must be 0; in the system's length
+// unit), a PDB or DCD file (every model/frame, Angstrom converted to the system's length
+// unit) or an .npz with `positions`. Checks shape and that every number is finite. Returns a
+// float64 CPU tensor (B, N, n).
 torch::Tensor read_configurations(const std::string& path, const Energy& system);
 
 }  // namespace mintjulep

@@ -1,4 +1,5 @@
-// `mintjulep energy`: energies (and forces) of configurations read from .npy or .xyz.
+// `mintjulep energy`: energies (and forces) of configurations read from .npy, .npz, .xyz, .pdb
+// or .dcd files.
 #include <mintjulep/energy.hpp>
 #include <mintjulep/error.hpp>
 #include <mintjulep/io.hpp>
@@ -73,9 +74,12 @@ void run_energy(const EnergyOptions& opt, const GlobalOptions& global) {
 void add_energy_command(CLI::App& app, const GlobalOptions& global) {
   auto opt = std::make_shared<EnergyOptions>();
   auto* cmd = app.add_subcommand(
-      "energy", "Print the energy (kT) of each configuration in a .npy (B, N, n) or .xyz file");
+      "energy",
+      "Print the energy (kT) of each configuration in a .npy (B, N, n), .npz, .xyz, .pdb or .dcd file");
   cmd->add_option("--system", opt->system, "system name, e.g. dw4, lj13, lj:13:3, ala2 (positions in nm)")->required();
-  cmd->add_option("--in", opt->input, "configurations: .npy of shape (B, N, n) or .xyz")
+  cmd->add_option("--in", opt->input,
+                  "configurations: .npy of shape (B, N, n), .npz (positions), .xyz, or .pdb/.dcd "
+                  "(Angstrom, every model/frame)")
       ->required();
   cmd->add_option("--temperature", opt->temperature,
                   "kelvin, molecular systems only (energies in kT at this temperature; default 300)");

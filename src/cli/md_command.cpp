@@ -1,5 +1,6 @@
 // `mintjulep md`: reference Langevin dynamics (BAOAB) of many replicas in parallel, written as
-// a numpy .npz trajectory with phi/psi for peptides; checkpoints atomically and resumes.
+// a numpy .npz trajectory with phi/psi for peptides (checkpointed atomically, resumable) and,
+// on request, as PDB, DCD or extended XYZ files.
 #include <mintjulep/error.hpp>
 #include <mintjulep/io.hpp>
 #include <mintjulep/langevin.hpp>
@@ -17,6 +18,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/device.hpp"
+#include "cli/outputs.hpp"
 
 namespace mintjulep::cli {
 namespace {
@@ -25,6 +27,7 @@ struct MdCommandOptions {
   std::string system;
   std::string input;
   std::string out;
+  std::vector<std::string> trajectories;
   double temperature = 0.0;
   int64_t replicas = 64;
   int64_t steps = 20000;
@@ -41,8 +44,8 @@ struct Trajectory {
   std::vector<int64_t> steps;
 };
 
-void write_trajectory(const std::string& path, const Trajectory& traj, const LangevinState& state,
-                      const MdCommandOptions& opt, const std::optional<BackboneAtoms>& backbone) {
+void write_arrays(const std::string& path, const Trajectory& traj, const LangevinState& state,
+                  const MdCommandOptions& opt, const std::optional<BackboneAtoms>& backbone) {
   std::vector<std::pair<std::string, torch::Tensor>> arrays;
   auto steps = torch::tensor(traj.steps, torch::kLong);
   if (!traj.positions.empty()) {
@@ -76,6 +79,8 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
   check(opt.steps >= 1, "--steps must be >= 1");
   check(opt.report_every >= 1 && opt.checkpoint_every >= 1,
         "--report-every and --checkpoint-every must be >= 1");
+  const OutputFiles outputs = resolve_outputs(opt.out, opt.trajectories);
+  const std::string& npz = outputs.npz;
   auto system = make_system(opt.system, SystemOptions{opt.temperature});
   auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(system);
 
@@ -101,26 +106,26 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
 
   Trajectory traj;
   LangevinState state;
-  if (opt.resume && std::filesystem::exists(opt.out)) {
-    auto saved = read_npz(opt.out);
+  if (opt.resume && std::filesystem::exists(npz)) {
+    auto saved = read_npz(npz);
     for (const char* key : {"final_positions", "final_velocities", "final_step", "steps", "settings"})
       check(saved.count(key), fmt::format("--resume: '{}' has no '{}'; it was not written by "
                                           "mintjulep md",
-                                          opt.out, key));
+                                          npz, key));
     auto settings = saved["settings"];
     check(settings[0].item<double>() == opt.dt && settings[1].item<double>() == opt.friction &&
               settings[2].item<double>() == static_cast<double>(opt.seed) &&
               settings[3].item<double>() == static_cast<double>(opt.report_every),
           fmt::format("--resume: '{}' was run with --dt {} --friction {} --seed {} --report-every {}; "
                       "resume with the same settings",
-                      opt.out, settings[0].item<double>(), settings[1].item<double>(),
+                      npz, settings[0].item<double>(), settings[1].item<double>(),
                       settings[2].item<double>(), settings[3].item<double>()));
     state.positions = saved["final_positions"].to(device);
     state.velocities = saved["final_velocities"].to(device);
     state.step = saved["final_step"][0].item<int64_t>();
     system->check_positions(state.positions, "--resume: saved positions");
     check(state.positions.size(0) == opt.replicas,
-          fmt::format("--resume: '{}' has {} replicas, not {}", opt.out, state.positions.size(0),
+          fmt::format("--resume: '{}' has {} replicas, not {}", npz, state.positions.size(0),
                       opt.replicas));
     if (saved.count("positions")) {
       auto x = saved["positions"], u = saved["energies"], s = saved["steps"];
@@ -130,7 +135,7 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
         traj.steps.push_back(s[f].item<int64_t>());
       }
     }
-    fmt::print("resuming {} at step {} of {}\n", opt.out, state.step, opt.steps);
+    fmt::print("resuming {} at step {} of {}\n", npz, state.step, opt.steps);
   } else {
     torch::Tensor x0;
     if (!opt.input.empty()) {
@@ -168,13 +173,28 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
       std::fflush(stdout);  // progress shows up at once when stdout is a file
     }
     if (++frames_since_checkpoint >= opt.checkpoint_every) {
-      write_trajectory(opt.out, traj, s, opt, backbone);
+      write_arrays(npz, traj, s, opt, backbone);
       frames_since_checkpoint = 0;
     }
   });
-  write_trajectory(opt.out, traj, state, opt, backbone);
+  write_arrays(npz, traj, state, opt, backbone);
+  if (!outputs.trajectories.empty() && !traj.positions.empty()) {
+    // Replica by replica, so that each replica's frames follow one another.
+    auto x = torch::stack(traj.positions).transpose(0, 1);  // (R, F, N, n)
+    auto u = torch::stack(traj.energies).transpose(0, 1).contiguous();
+    const int64_t frames = x.size(1);
+    const auto e = u.accessor<double, 2>();
+    std::vector<std::string> labels;
+    for (int64_t r = 0; r < x.size(0); ++r)
+      for (int64_t f = 0; f < frames; ++f)
+        labels.push_back(fmt::format("replica={} step={} {}={:.10g} energy={:.10g}", r,
+                                     traj.steps[static_cast<size_t>(f)], molecule ? "time_ps" : "time",
+                                     static_cast<double>(traj.steps[static_cast<size_t>(f)]) * opt.dt, e[r][f]));
+    for (const auto& path : outputs.trajectories)
+      write_trajectory(path, x.reshape({-1, x.size(2), x.size(3)}), *system, labels);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("wrote {} ({} frames x {} replicas) in {:.1f} s\n", opt.out, traj.positions.size(),
+  fmt::print("wrote {} ({} frames x {} replicas) in {:.1f} s\n", outputs.describe(), traj.positions.size(),
              opt.replicas, seconds);
 }
 
@@ -188,8 +208,13 @@ void add_md_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--in", opt->input,
                   "starting positions (.pdb, .npy, .xyz, .npz; 1 or R configurations); default: "
                   "the molecule's PDB structure");
-  cmd->add_option("--out", opt->out, "output .npz (positions (F, R, N, n), energies, phi, psi)")
+  cmd->add_option("--out", opt->out,
+                  "output .npz (positions (F, R, N, n), energies, phi, psi; what --resume reads), or "
+                  ".pdb, .dcd or .xyz (Angstrom, replica by replica; the arrays then go to the same name "
+                  "with .npz)")
       ->required();
+  cmd->add_option("--trajectory", opt->trajectories,
+                  "also write the frames to this .pdb, .dcd or .xyz file at the end (repeatable)");
   cmd->add_option("--replicas", opt->replicas, "independent replicas run in parallel")->capture_default_str();
   cmd->add_option("--steps", opt->steps, "steps per replica")->capture_default_str();
   cmd->add_option("--dt", opt->dt, "time step (ps for molecules)")->capture_default_str();
@@ -197,7 +222,7 @@ void add_md_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--temperature", opt->temperature, "kelvin, molecules only (default 300)");
   cmd->add_option("--report-every", opt->report_every, "steps between saved frames")->capture_default_str();
   cmd->add_option("--checkpoint-every", opt->checkpoint_every,
-                  "frames between atomic rewrites of --out")
+                  "frames between atomic rewrites of the .npz")
       ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_flag("--resume", opt->resume, "continue the run saved in --out (same settings)");

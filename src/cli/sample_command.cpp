@@ -1,7 +1,8 @@
 // `mintjulep sample`: draws importance-weighted samples from a trained run folder and writes
 // them as a numpy .npz archive: positions (M, N, n) with the anchor at the origin, log_w (M,)
-// and energies (M,) in kT. --method picks the annealing (default: the trained Julep kernel);
-// mala and smc-mala need only the prior.
+// and energies (M,) in kT, and as PDB, DCD or extended XYZ files on request. --method picks
+// the annealing (default: the trained Julep kernel); mala and smc-mala need only the prior.
+// --resample N writes N equally weighted samples drawn from the weighted ones instead.
 #include <mintjulep/annealing.hpp>
 #include <mintjulep/error.hpp>
 #include <mintjulep/estimators.hpp>
@@ -16,9 +17,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 
 #include "cli/commands.hpp"
 #include "cli/device.hpp"
+#include "cli/outputs.hpp"
 #include "cli/run_model.hpp"
 
 namespace mintjulep::cli {
@@ -30,6 +33,9 @@ struct SampleOptions {
   std::string run;
   int64_t count = 10000;
   std::string out;
+  std::vector<std::string> trajectories;
+  int64_t resample = 0;
+  bool resample_given = false;
   int64_t seed = 0;
   int64_t chunk = 500;
   bool chunk_given = false;
@@ -42,6 +48,9 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   SampleOptions opt = given;
   check(opt.count >= 1, "--num-samples must be >= 1");
   check(opt.chunk >= 1, "--chunk must be >= 1");
+  check(!opt.resample_given || opt.resample >= 1,
+        fmt::format("--resample must be >= 1, got {}", opt.resample));
+  const OutputFiles outputs = resolve_outputs(opt.out, opt.trajectories);
   const auto folder = fs::path(opt.run);
   check(fs::is_directory(folder), fmt::format("run folder '{}' not found", opt.run));
   RunConfig config = load_config((folder / "config.toml").string());
@@ -100,14 +109,52 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto summary = summarize_log_weights(log_w);
-  write_npz(opt.out, {{"positions", model.energy->to_full(y).to(torch::kCPU, torch::kFloat64)},
-                      {"log_w", log_w.to(torch::kCPU)},
-                      {"energies", torch::cat(energies)}});
+  auto positions = model.energy->to_full(y).to(torch::kCPU, torch::kFloat64);
+  auto energy = torch::cat(energies);
+  log_w = log_w.to(torch::kCPU);
   const bool smc = !opt.method.empty() && opt.method != "prior" && anneal_method_resamples(opt.method);
-  fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads; "
-             "wrote {}\n",
+  fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads\n",
              opt.count, smc ? "SMC final ESS" : "path ESS", 100 * summary.ess, summary.log_z,
-             summary.num_samples - summary.num_finite, seconds, at::get_num_threads(), opt.out);
+             summary.num_samples - summary.num_finite, seconds, at::get_num_threads());
+
+  std::vector<std::pair<std::string, torch::Tensor>> arrays;
+  std::vector<std::string> labels;
+  if (opt.resample_given) {
+    check(summary.num_finite > 0 && summary.ess > 0, "--resample: no sample has a finite weight");
+    // One uniform from the seed on its own stream, so the choice is reproducible and does not
+    // shift the sampler's random numbers.
+    const auto seed = static_cast<uint64_t>(opt.seed);
+    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), uint32_t{0x7265'7361}};
+    std::mt19937_64 rng(seq);
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    auto index = systematic_resample(log_w, u, opt.resample);
+    positions = positions.index_select(0, index);
+    energy = energy.index_select(0, index);
+    arrays = {{"positions", positions},
+              {"log_w", torch::zeros({opt.resample}, torch::kFloat64)},
+              {"energies", energy},
+              {"source_index", index},
+              {"resampled_from", torch::tensor({opt.count}, torch::kLong)},
+              {"ess", torch::tensor({summary.ess}, torch::kFloat64)},
+              {"log_z", torch::tensor({summary.log_z}, torch::kFloat64)}};
+    const auto source = index.accessor<int64_t, 1>();
+    const auto e = energy.accessor<double, 1>();
+    for (int64_t i = 0; i < opt.resample; ++i)
+      labels.push_back(fmt::format("sample={} source_index={} log_w=0 energy={:.10g}", i, source[i], e[i]));
+    fmt::print("resampled {} from {} weighted samples, ESS {:.1f}% ({:.0f})\n", opt.resample, opt.count,
+               100 * summary.ess, summary.ess * static_cast<double>(opt.count));
+  } else {
+    arrays = {{"positions", positions}, {"log_w", log_w}, {"energies", energy}};
+    const auto w = log_w.to(torch::kFloat64);
+    const auto lw = w.accessor<double, 1>();
+    const auto e = energy.accessor<double, 1>();
+    for (int64_t i = 0; i < opt.count; ++i)
+      labels.push_back(fmt::format("sample={} log_w={:.10g} energy={:.10g}", i, lw[i], e[i]));
+  }
+  // The .npz first: it holds the weights, which a DCD file cannot.
+  write_npz(outputs.npz, arrays);
+  for (const auto& path : outputs.trajectories) write_trajectory(path, positions, *model.system, labels);
+  fmt::print("wrote {}\n", outputs.describe());
 }
 
 }  // namespace
@@ -117,7 +164,15 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("sample", "Draw weighted samples from a trained run folder");
   cmd->add_option("run", opt->run, "run folder written by mintjulep train")->required();
   cmd->add_option("--num-samples", opt->count, "number of samples")->capture_default_str();
-  cmd->add_option("--out", opt->out, "output .npz file")->required();
+  cmd->add_option("--out", opt->out,
+                  "output file: .npz (positions, log_w, energies), or .pdb, .dcd or .xyz (Angstrom; the "
+                  "arrays then also go to the same name with .npz)")
+      ->required();
+  cmd->add_option("--trajectory", opt->trajectories,
+                  "also write the samples to this .pdb, .dcd or .xyz file (repeatable)");
+  cmd->add_option("--resample", opt->resample,
+                  "write N equally weighted samples, drawn by systematic resampling of the weights, "
+                  "instead of the weighted ones");
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--chunk", opt->chunk,
                   "trajectories simulated at once (with --method: default the config's [anneal] chunk, the "
@@ -131,6 +186,7 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--moves", opt->moves, "MALA moves per temperature (default: the config's [anneal] moves)");
   cmd->callback([opt, cmd, &global] {
     opt->chunk_given = cmd->count("--chunk") > 0;
+    opt->resample_given = cmd->count("--resample") > 0;
     run_sample(*opt, global);
   });
 }

@@ -1,6 +1,5 @@
 #include <mintjulep/energy.hpp>
 #include <mintjulep/error.hpp>
-#include <mintjulep/force_field.hpp>
 #include <mintjulep/io.hpp>
 
 #include <fmt/format.h>
@@ -67,23 +66,48 @@ XyzTrajectory read_xyz(const std::string& path) {
   return result;
 }
 
-void write_xyz(const std::string& path, const torch::Tensor& positions,
-               const std::vector<std::string>& elements, const std::string& comment) {
+namespace {
+
+// The XYZ text of frames (F, N, 2 or 3), with comments[f] as frame f's comment line.
+std::string xyz_text(const torch::Tensor& positions, const std::vector<std::string>& elements,
+                     const std::vector<std::string>& comments) {
   check(positions.dim() == 3 && (positions.size(2) == 2 || positions.size(2) == 3),
         "write_xyz needs positions of shape (frames, atoms, 2 or 3)");
   check(static_cast<int64_t>(elements.size()) == positions.size(1),
         "write_xyz needs one element symbol per atom");
+  check(static_cast<int64_t>(comments.size()) == positions.size(0), "write_xyz needs one comment per frame");
   auto x = positions.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   const auto acc = x.accessor<double, 3>();
   std::string text;
   for (int64_t f = 0; f < x.size(0); ++f) {
-    text += fmt::format("{}\n{}\n", x.size(1), comment);
+    text += fmt::format("{}\n{}\n", x.size(1), comments[static_cast<size_t>(f)]);
     for (int64_t i = 0; i < x.size(1); ++i) {
       const double z = x.size(2) == 3 ? acc[f][i][2] : 0.0;
       text += fmt::format("{} {:.10f} {:.10f} {:.10f}\n", elements[static_cast<size_t>(i)],
                           acc[f][i][0], acc[f][i][1], z);
     }
   }
+  return text;
+}
+
+}  // namespace
+
+void write_xyz(const std::string& path, const torch::Tensor& positions,
+               const std::vector<std::string>& elements, const std::string& comment) {
+  const int64_t frames = positions.dim() == 3 ? positions.size(0) : 0;
+  const std::string text = xyz_text(positions, elements, std::vector<std::string>(static_cast<size_t>(frames), comment));
+  AtomicFile file(path);
+  file.write(text);
+  file.commit();
+}
+
+void write_extended_xyz(const std::string& path, const torch::Tensor& positions,
+                        const std::vector<std::string>& elements,
+                        const std::vector<std::string>& properties) {
+  std::vector<std::string> comments;
+  for (const auto& p : properties)
+    comments.push_back("Properties=species:S:1:pos:R:3 pbc=\"F F F\"" + (p.empty() ? "" : " " + p));
+  const std::string text = xyz_text(positions, elements, comments);
   AtomicFile file(path);
   file.write(text);
   file.commit();
@@ -102,24 +126,26 @@ torch::Tensor read_configurations(const std::string& path, const Energy& system)
     if (x.dim() == 2) x = x.unsqueeze(0);
   } else if (ends_with(path, ".xyz")) {
     x = read_xyz(path).positions;
-    if (system.dim() == 2 && x.size(1) == system.num_particles()) {
-      check(x.select(2, 2).eq(0).all().item<bool>(),
-            fmt::format("{}: system '{}' is two-dimensional but the z column is not 0", path,
-                        system.name()));
-      x = x.narrow(2, 0, 2);
-    }
   } else if (ends_with(path, ".npz")) {
     auto arrays = read_npz(path);
     check(arrays.count("positions"), fmt::format("{}: no 'positions' array in the archive", path));
     x = arrays["positions"];
     if (x.dim() == 4) x = x[x.size(0) - 1];  // an md trajectory (F, R, N, n): its last frame
-  } else if (ends_with(path, ".pdb")) {
-    const Topology top = read_pdb(path);  // one model, Angstrom -> nm
-    x = torch::tensor(top.positions_nm, torch::kFloat64).reshape({1, -1, 3});
+  } else if (ends_with(path, ".pdb") || ends_with(path, ".dcd")) {
+    // Angstrom, every model or frame, in the system's length unit.
+    x = ends_with(path, ".pdb") ? read_pdb_models(path) : read_dcd(path).to(torch::kFloat64);
+    x = x / angstrom_per_length_unit(system);
   } else {
     throw Error(fmt::format("'{}': unknown file type; give a .npy array of shape (B, N, n), an "
-                            ".xyz file or a .pdb file (read in nm)",
+                            ".npz with positions, an .xyz file, or a .pdb or .dcd file (Angstrom)",
                             path));
+  }
+  if (system.dim() == 2 && x.dim() == 3 && x.size(2) == 3 && x.size(1) == system.num_particles() &&
+      !ends_with(path, ".npy") && !ends_with(path, ".npz")) {
+    check(x.select(2, 2).eq(0).all().item<bool>(),
+          fmt::format("{}: system '{}' is two-dimensional but the z column is not 0", path,
+                      system.name()));
+    x = x.narrow(2, 0, 2);
   }
   system.check_positions(x, path + ": positions");
   x = x.to(torch::kFloat64);

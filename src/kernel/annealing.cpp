@@ -38,13 +38,20 @@ void check_anneal_options(const AnnealOptions& o) {
   check(o.chunk >= 1, "annealing chunk must be >= 1");
 }
 
-torch::Tensor systematic_resample(const torch::Tensor& log_w, double u) {
+torch::Tensor systematic_resample(const torch::Tensor& log_w, double u, int64_t count) {
   const int64_t n = log_w.size(0);
-  auto w = torch::softmax(log_w.to(torch::kFloat64), 0);
+  if (count < 0) count = n;
+  auto finite = log_w.to(torch::kFloat64);
+  finite = torch::where(torch::isfinite(finite), finite,
+                        torch::full_like(finite, -std::numeric_limits<double>::infinity()));
+  check(n > 0 && torch::isfinite(finite).any().item<bool>(),
+        "systematic resampling needs at least one finite weight");
+  auto w = torch::softmax(finite, 0);
   auto cdf = torch::cumsum(w, 0);
-  auto points = (torch::arange(n, w.options()) + u) / static_cast<double>(n);
-  // Guard against cdf[-1] < 1 by rounding: every point lands on a valid index.
-  return torch::searchsorted(cdf, points).clamp_max(n - 1);
+  // Points scaled by cdf[-1] (1 up to rounding) stay below it, and with right-sided search each
+  // lands on the first index whose cdf exceeds it: never on a zero weight, never past the end.
+  auto points = (torch::arange(count, w.options()) + u) / static_cast<double>(count) * cdf[-1];
+  return torch::searchsorted(cdf, points, /*out_int32=*/false, /*right=*/true).clamp_max(n - 1);
 }
 
 namespace {
