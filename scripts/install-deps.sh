@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package MintJulep needs to build, test and run. Idempotent.
 # libopenblas0-pthread is required next to libtorch: without it LibTorch falls back to the
-# reference BLAS and every matrix product is ~40x slower.
+# reference BLAS and every matrix product is ~40x slower. clang and libclang-rt-14-dev
+# (libFuzzer and the sanitizer runtimes) build the fuzz harnesses (scripts/fuzz.sh).
 set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
@@ -9,6 +10,7 @@ packages=(
   libopenmm-dev libopenmm-plugins
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libzip-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do
