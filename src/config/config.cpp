@@ -83,7 +83,7 @@ class Table {
 };
 
 // toml++ 3.3 (Debian 12) reaches __builtin_unreachable in its Unicode whitespace test for
-// some non-ASCII characters where it expects whitespace (upstream issues #190 and #295). The
+// some non-ASCII characters where it expects whitespace (fixed upstream after 3.3). The
 // configuration keys and values are ASCII; non-ASCII text is needed only in comments and
 // maybe in one-line strings (paths). This blanks comments, keeps one-line strings and
 // rejects non-ASCII bytes anywhere else, so that toml++ never classifies one.
