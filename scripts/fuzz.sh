@@ -33,6 +33,10 @@ fi
 cmake --build "$FUZZ_BUILD_DIR" --parallel "$(nproc)"
 
 export OMP_NUM_THREADS=1
+# The harnesses write each input to a file in $TMPDIR; keep those (left behind by a crash) here.
+mkdir -p "$FUZZ_BUILD_DIR/tmp"
+TMPDIR="$(cd "$FUZZ_BUILD_DIR/tmp" && pwd)"
+export TMPDIR
 failed=()
 summary=()
 for h in "${harnesses[@]}"; do
