@@ -27,6 +27,10 @@ const NpyDtype kDtypes[] = {{"<f4", torch::kFloat32, 4},
                             {"<i4", torch::kInt32, 4},
                             {"<i8", torch::kInt64, 8}};
 
+[[noreturn]] void bad_entry(const std::string& path, const std::string& key) {
+  throw Error(fmt::format("{}: .npy header has no valid '{}' entry; is this a numpy .npy file?", path, key));
+}
+
 // Where the value of `key` starts in a .npy header (a Python dict literal such as
 // "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"). Parsed by hand: the header
 // may be long and std::regex recurses once per character.
@@ -41,11 +45,7 @@ size_t header_value(const std::string& header, const std::string& key, const std
       if (p != std::string::npos) return p;
     }
   }
-  throw Error(fmt::format("{}: .npy header has no valid '{}' entry; is this a numpy .npy file?", path, key));
-}
-
-[[noreturn]] void bad_entry(const std::string& path, const std::string& key) {
-  throw Error(fmt::format("{}: .npy header has no valid '{}' entry; is this a numpy .npy file?", path, key));
+  bad_entry(path, key);
 }
 
 std::string parse_descr(const std::string& header, const std::string& path) {
