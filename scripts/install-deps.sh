@@ -2,7 +2,8 @@
 # Installs every Debian package MintJulep needs to build, test and run. Idempotent.
 # libopenblas0-pthread is required next to libtorch: without it LibTorch falls back to the
 # reference BLAS and every matrix product is ~40x slower. python3-mdtraj (with numpy) reads the
-# PDB, DCD and XYZ files back in the trajectory_readback test.
+# PDB, DCD and XYZ files back in the trajectory_readback test. clang and libclang-rt-14-dev
+# (libFuzzer and the sanitizer runtimes) build the fuzz harnesses (scripts/fuzz.sh).
 set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
@@ -11,6 +12,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libzip-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-mdtraj
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

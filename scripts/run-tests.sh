@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, and runs the whole test suite with ctest.
+# Installs dependencies, builds, runs the whole test suite with ctest, then each fuzz harness
+# of the file parsers for 20 seconds (scripts/fuzz.sh; FUZZ_SECONDS=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure --timeout 1200 -j "$(nproc)"
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 1200 -j "$(nproc)")
+if [ "${FUZZ_SECONDS:-20}" -gt 0 ]; then
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+fi

@@ -142,5 +142,39 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
   EXPECT_NE(error_of("/nonexistent/config.toml").find("/nonexistent/config.toml"), std::string::npos);
 }
 
+// Inputs from the fuzz harnesses (fuzz/): non-finite numbers, integers that do not fit the
+// key, and control characters in strings or keys, which would end up in one-line messages.
+TEST(Config, OutOfRangeNumbersAndControlCharactersAreErrors) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"system = \"dw4\"\n[prior]\nradius = nan\n", "'radius' in [prior] must be a finite number"},
+      {"system = \"dw4\"\n[prior]\npath_softening = inf\n", "'path_softening' in [prior] must be a finite number"},
+      {"system = \"dw4\"\ntemperature = -inf\n", "'temperature' in the top level must be a finite number"},
+      {"system = \"dw4\"\nthreads = 4294967297\n", "'threads' in the top level must be an integer in ["},
+      {"system = \"dw4\"\nseed = -1\n", "'seed' in the top level must be a non-negative integer"},
+      {"system = \"dw4\\nlj13\"\n", "'system' in the top level must be a one-line string"},
+      {"system = \"dw4\"\n[mint]\nobjective = \"snis\\r\"\n", "'objective' in [mint] must be a one-line string"},
+      {"system = \"dw4\"\n\"a\\nb\" = 1\n", "unknown key 'a\\nb'"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string message = error_of(write_config("range" + std::to_string(i), cases[i].first));
+    EXPECT_NE(message.find(cases[i].second), std::string::npos) << "got: " << message;
+    for (char c : message) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << message;
+  }
+  // Non-ASCII text outside comments and one-line strings would reach toml++ 3.3's Unicode
+  // whitespace test, which has undefined behaviour for some characters.
+  for (const std::string text : {"\xef\xbb\xbdtei \n= 1\n", "system = \"dw4\"\n\xc2\xa7 = 1\n",
+                                 "system = \"\"\"\\\n\xc2\xa7\"\"\"\n"}) {
+    const std::string message = error_of(write_config("unicode", text));
+    EXPECT_NE(message.find("non-ASCII character outside a comment"), std::string::npos) << message;
+  }
+  const RunConfig c = load_config(
+      write_config("comment", "# \xc2\xa7 3b\nsystem = \"openmm:caf\xc3\xa9.xml:x.pdb\" # \xc2\xa7\n"));
+  EXPECT_EQ(c.system, "openmm:caf\xc3\xa9.xml:x.pdb");
+
+  const std::string message = error_of(write_config("control", "system = \"dw4\"\x01\n"));
+  EXPECT_NE(message.find("invalid TOML"), std::string::npos) << message;
+  for (char c : message) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << message;
+}
+
 }  // namespace
 }  // namespace mintjulep

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <functional>
 
 namespace mintjulep {
 namespace {
@@ -96,6 +97,64 @@ TEST_F(Npy, MalformedFilesAreClearErrors) {
   EXPECT_THROW(write_npy(path("no/such/folder/x.npy"), torch::ones({2})), Error);
 }
 
+// A .npy file with the given header dict and payload, padded as numpy writes it.
+std::string npy_file(std::string header, const std::string& payload) {
+  header.append(64 - (10 + header.size() + 1) % 64, ' ');
+  header += '\n';
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>(header.size() >> 8);
+  return bytes + header + payload;
+}
+
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+bool is_one_printable_line(const std::string& message) {
+  for (char c : message)
+    if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return false;
+  return !message.empty();
+}
+
+// Inputs from the fuzz harnesses (fuzz/): declared sizes are checked against the file before
+// anything is allocated, and a shape must hold non-negative integers.
+TEST_F(Npy, DeclaredShapesAreCheckedBeforeAllocating) {
+  const std::string payload(64, '\0');  // 8 float64 values
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"(1073741824, 1073741824)", "truncated"},           // 2^60 values: 8 EiB allocation
+      {"(1099511627776, 1099511627776, 2)", "truncated"},  // 2^81 values: int64 overflow
+      {"(100000000000000000, 1000)", "truncated"},         // 1e20 values: int64 overflow
+      {"(99999999999999999999, 2)", "too large"},          // std::stoll out_of_range
+      {"(-4, 2)", "non-negative integers"},                // read as (4, 2)
+      {"(4, 2, 1e3)", "non-negative integers"},
+      {"(,)", "non-negative integers"},
+      {"[4, 2]", "'shape'"},
+  };
+  for (const auto& [shape, needle] : cases) {
+    write_text("s.npy", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + ", }", payload));
+    const std::string message = error_message([&] { read_npy(path("s.npy")); });
+    EXPECT_NE(message.find(needle), std::string::npos) << shape << ": " << message;
+  }
+  write_text("ok.npy", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (4, 2,), }", payload));
+  EXPECT_EQ(read_npy(path("ok.npy")).sizes(), (std::vector<int64_t>{4, 2}));
+  write_text("scalar.npy", npy_file("{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (), }", payload));
+  EXPECT_EQ(read_npy(path("scalar.npy")).dim(), 0);
+}
+
+TEST_F(Npy, QuotedHeaderTextStaysOnOneLine) {
+  write_text("d.npy", npy_file("{'descr': '<f8\n\x01', 'fortran_order': False, 'shape': (1,), }",
+                               std::string(8, '\0')));
+  const std::string message = error_message([&] { read_npy(path("d.npy")); });
+  EXPECT_NE(message.find("unsupported .npy dtype '<f8\\n\\x01'"), std::string::npos) << message;
+  EXPECT_TRUE(is_one_printable_line(message)) << message;
+}
+
 TEST_F(Xyz, ReadsMultipleFramesAndWritesThemBack) {
   write_text("two.xyz",
              "2\nframe one\nAr 0 0 0\nAr 1.5 0 0\n\n2\nframe two\nAr 0 0 0\nAr 0 2.5 -1e-3\n");
@@ -120,6 +179,17 @@ TEST_F(Xyz, MalformedFilesAreClearErrors) {
   EXPECT_THROW(read_xyz(path("empty.xyz")), Error);
 }
 
+TEST_F(Xyz, QuotedLinesStayOnOneLine) {
+  write_text("cr.xyz", "1\r\n\r\nAr 0 zero\r 0\r\n");
+  std::string message = error_message([&] { read_xyz(path("cr.xyz")); });
+  EXPECT_NE(message.find("got 'Ar 0 zero\\r 0\\r'"), std::string::npos) << message;
+  EXPECT_TRUE(is_one_printable_line(message)) << message;
+  write_text("long.xyz", std::string(10000, '7') + "\n");
+  message = error_message([&] { read_xyz(path("long.xyz")); });
+  EXPECT_LT(message.size(), 300u) << message;
+  EXPECT_TRUE(is_one_printable_line(message)) << message;
+}
+
 TEST_F(Xyz, ConfigurationsAreCheckedAgainstTheSystem) {
   auto dw4 = make_system("dw4");
   write_text("flat.xyz", "4\n\nA 0 0 0\nA 4 0 0\nA 4 4 0\nA 0 4 0\n");
@@ -136,6 +206,9 @@ TEST_F(Xyz, ConfigurationsAreCheckedAgainstTheSystem) {
   EXPECT_THROW(read_configurations(path("ints.npy"), *dw4), Error);
   write_npy(path("single.npy"), torch::zeros({4, 2}, torch::kFloat32));
   EXPECT_EQ(read_configurations(path("single.npy"), *dw4).sizes(), (std::vector<int64_t>{1, 4, 2}));
+  write_npz(path("empty-trajectory.npz"), {{"positions", torch::zeros({0, 3, 4, 2}, torch::kFloat64)}});
+  EXPECT_NE(error_message([&] { read_configurations(path("empty-trajectory.npz"), *dw4); }).find("no frames"),
+            std::string::npos);
   write_text("x.csv", "1,2\n");
   EXPECT_THROW(read_configurations(path("x.csv"), *dw4), Error);
 }

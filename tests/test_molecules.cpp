@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <functional>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -264,6 +265,94 @@ TEST(OpenMMImport, UnsupportedInputIsAClearError) {
       "same molecule");
   expect_error_containing([] { make_system("openmm:only-one-part.xml"); }, "openmm:SYSTEM.xml");
   expect_error_containing([] { make_system("lj13", {300.0}); }, "only to molecular systems");
+}
+
+// Inputs from the fuzz harnesses (fuzz/): OpenMM's XmlSerializer accepts particle indices
+// that name no particle and non-finite parameters, which would index out of bounds or turn
+// every energy into NaN later; the import rejects them.
+TEST(OpenMMImport, ParticleIndicesAndParametersAreChecked) {
+  auto edited = [](const std::function<void(OpenMM::System&)>& edit) {
+    auto s = load_openmm_system(data_file("amber99sbildn-obc.xml"));
+    edit(*s);
+    return write_temp("edited.xml", serialized(*s));
+  };
+  auto force = [](OpenMM::System& s, auto* type) {
+    for (int k = 0; k < s.getNumForces(); ++k)
+      if (auto* f = dynamic_cast<decltype(type)>(&s.getForce(k))) return f;
+    throw std::logic_error("force not found");
+  };
+  const auto bond = static_cast<OpenMM::HarmonicBondForce*>(nullptr);
+  const auto angle = static_cast<OpenMM::HarmonicAngleForce*>(nullptr);
+  const auto torsion = static_cast<OpenMM::PeriodicTorsionForce*>(nullptr);
+  const auto nonbonded = static_cast<OpenMM::NonbondedForce*>(nullptr);
+  const auto born = static_cast<OpenMM::GBSAOBCForce*>(nullptr);
+  const std::vector<std::pair<std::function<void(OpenMM::System&)>, std::string>> cases = {
+      {[&](OpenMM::System& s) { force(s, bond)->addBond(0, 22, 0.1, 1000); },
+       "HarmonicBondForce term 21 names particle 22, but the System has 22 particles"},
+      {[&](OpenMM::System& s) { force(s, bond)->addBond(3, 3, 0.1, 1000); }, "names particle 3 twice"},
+      {[&](OpenMM::System& s) { force(s, angle)->addAngle(-1, 0, 1, 1.9, 100); }, "names particle -1"},
+      {[&](OpenMM::System& s) { force(s, torsion)->addTorsion(0, 1, 2, 40, 3, 0, 1); }, "names particle 40"},
+      {[&](OpenMM::System& s) { force(s, nonbonded)->addException(5, 99, 0, 1, 0); },
+       "NonbondedForce exception term"},
+      {[&](OpenMM::System& s) { force(s, bond)->setBondParameters(0, 4, 1, NAN, 1000); },
+       "non-finite parameter nan"},
+      {[&](OpenMM::System& s) { force(s, nonbonded)->setParticleParameters(2, 0.1, 0.3, INFINITY); },
+       "non-finite parameter inf"},
+      {[&](OpenMM::System& s) { force(s, nonbonded)->setParticleParameters(2, 0.1, 0.3, -0.5); },
+       "epsilon -0.5 < 0"},
+      {[&](OpenMM::System& s) { force(s, born)->setParticleParameters(0, 0.1, NAN, 0.8); },
+       "GBSAOBCForce particle term 0 has a non-finite parameter"},
+      {[&](OpenMM::System& s) { force(s, born)->setSolventDielectric(-78.5); }, "positive dielectric"},
+      {[&](OpenMM::System& s) { s.setParticleMass(3, INFINITY); }, "positive mass"},
+  };
+  for (const auto& [edit, needle] : cases) {
+    const std::string path = edited(edit);
+    expect_error_containing([&] { read_openmm_system(path); }, needle);
+  }
+  // OpenMM's irrXML reader runs past the end of its buffer on a truncated file (a crash), and
+  // OpenMM casts whatever object the "type" attributes name to a System or a Force (a heap
+  // overflow, or a crash in ~System): both are caught before OpenMM sees the text.
+  std::ifstream in(data_file("amber99sbildn-vacuum.xml"));
+  const std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (size_t cut : {xml.find("<Particle ") + 5, xml.find("<Bond ") + 3, xml.rfind("</System") + 4}) {
+    const auto path = write_temp("truncated.xml", xml.substr(0, cut));
+    expect_error_containing([&] { read_openmm_system(path); }, "truncated");
+  }
+  const auto comment = write_temp("comment.xml", "<!-- <<< -->" + xml);
+  expect_error_containing([&] { read_openmm_system(comment); }, "truncated");
+  auto replaced = [&](const std::string& from, const std::string& to) {
+    return std::string(xml).replace(xml.find(from), from.size(), to);
+  };
+  const auto root_path = write_temp("root.xml", replaced("type=\"System\"", "type=\"HarmonicBondForce\""));
+  expect_error_containing([&] { read_openmm_system(root_path); }, "first element has type 'HarmonicBondForce'");
+  const auto nested_path = write_temp("nested.xml", replaced("type=\"HarmonicAngleForce\"", "type=\"System\""));
+  expect_error_containing([&] { read_openmm_system(nested_path); }, "force 'System' is not supported");
+  std::string open, close;
+  for (int i = 0; i < 40; ++i) open += "<a>", close += "</a>";
+  const auto deep_path = write_temp("deep.xml", replaced("<Constraints", open + close + "<Constraints"));
+  expect_error_containing([&] { read_openmm_system(deep_path); }, "nests too deeply");
+  EXPECT_EQ(read_openmm_system(data_file("amber99sbildn-vacuum.xml")).num_particles(), 22);
+
+  // OpenMM's own parse errors are quoted on one line.
+  auto broken = write_temp("broken.xml", "<System openmmVersion=\"7.7\" type=\"System\" version=\"1\">\n<Particles>");
+  try {
+    read_openmm_system(broken);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+}
+
+TEST(Pdb, NonFiniteCoordinatesAreErrors) {
+  const std::string atom = "ATOM      1  CA  ALA A   1       0.000   0.000   0.000  1.00  0.00           C\n";
+  for (const std::string x : {"     nan", "     inf", "  -1e999", "  0.0\x01 "}) {
+    std::string line = atom;
+    line.replace(30, 8, x);
+    const auto path = write_temp("coordinate.pdb", line);
+    expect_error_containing([&] { read_pdb(path); }, "must hold finite x, y, z");
+  }
+  const auto path = write_temp("control.pdb", std::string(atom).replace(30, 8, "  0.0\x01 "));
+  expect_error_containing([&] { read_pdb(path); }, "'0.0\\x01'");
 }
 
 }  // namespace

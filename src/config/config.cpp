@@ -7,7 +7,13 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <set>
+
+#include "core/printable.hpp"
 
 namespace mintjulep {
 namespace {
@@ -31,14 +37,21 @@ class Table {
     } else if constexpr (std::is_integral_v<T>) {
       auto v = node->value<int64_t>();
       check(v.has_value() && node->is_integer(), message(key, "an integer"));
+      if constexpr (std::is_unsigned_v<T>) {
+        check(*v >= 0, message(key, "a non-negative integer"));
+      } else if constexpr (sizeof(T) < sizeof(int64_t)) {
+        check(*v >= std::numeric_limits<T>::min() && *v <= std::numeric_limits<T>::max(),
+              message(key, fmt::format("an integer in [{}, {}]", std::numeric_limits<T>::min(),
+                                       std::numeric_limits<T>::max())));
+      }
       value = static_cast<T>(*v);
     } else if constexpr (std::is_floating_point_v<T>) {
       auto v = node->value<double>();
-      check(v.has_value(), message(key, "a number"));
+      check(v.has_value() && std::isfinite(*v), message(key, "a finite number"));
       value = *v;
     } else {
       auto v = node->value<std::string>();
-      check(v.has_value(), message(key, "a string"));
+      check(v.has_value() && is_single_line(*v), message(key, "a one-line string"));
       value = *v;
     }
   }
@@ -58,7 +71,7 @@ class Table {
       const std::string k(key.str());
       check(known_.count(k) || subtables.count(k),
             fmt::format("{}: unknown key '{}' in {}; see the configuration keys in README.md", path_,
-                        k, where_));
+                        printable(k), where_));
     }
   }
 
@@ -71,16 +84,71 @@ class Table {
   std::set<std::string> known_;
 };
 
+// toml++ 3.3 (Debian 12) reaches __builtin_unreachable in its Unicode whitespace test for
+// some non-ASCII characters where it expects whitespace (fixed upstream after 3.3). The
+// configuration keys and values are ASCII; non-ASCII text is needed only in comments and
+// maybe in one-line strings (paths). This blanks comments, keeps one-line strings and
+// rejects non-ASCII bytes anywhere else, so that toml++ never classifies one.
+std::string ascii_outside_strings(const std::string& text, const std::string& path) {
+  std::string out = text;
+  size_t line = 1, line_start = 0;
+  auto non_ascii = [&](size_t i) {
+    return Error(fmt::format("{}:{}:{}: non-ASCII character outside a comment or a one-line "
+                             "string; write keys and values in ASCII",
+                             path, line, i - line_start + 1));
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+    } else if (c == '#') {  // a comment: blanked up to the end of the line
+      for (; i + 1 < text.size() && text[i + 1] != '\n'; ++i)
+        if (static_cast<unsigned char>(text[i + 1]) >= 0x80) out[i + 1] = ' ';
+    } else if (c == '"' || c == '\'') {  // a string, up to its closing quote(s)
+      const std::string quote(text.compare(i, 3, std::string(3, c)) == 0 ? 3 : 1, c);
+      const bool multi_line = quote.size() == 3;
+      size_t j = i + quote.size();
+      while (j < text.size()) {
+        const char d = text[j];
+        if (text.compare(j, quote.size(), quote) == 0) {
+          j += quote.size();
+          break;
+        }
+        if (d == '\n') {
+          if (!multi_line) break;  // unterminated: toml++ reports it
+          ++line;
+          line_start = j + 1;
+        }
+        if (multi_line && static_cast<unsigned char>(d) >= 0x80) throw non_ascii(j);
+        if (c == '"' && d == '\\' && j + 1 < text.size() && text[j + 1] != '\n')
+          ++j;  // an escaped character, which may be a quote
+        if (multi_line && j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80)
+          throw non_ascii(j);
+        ++j;
+      }
+      i = j - 1;
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      throw non_ascii(i);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 RunConfig load_config(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  check(file.good(), fmt::format("cannot open config file '{}': check the path", path));
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const std::string ascii = ascii_outside_strings(text, path);
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(ascii, path);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
     throw Error(fmt::format("{}:{}:{}: invalid TOML: {}", path, where.line, where.column,
-                            e.description()));
+                            printable(std::string(e.description()), 200)));
   }
   RunConfig c;
   Table top(&root, "the top level", path);

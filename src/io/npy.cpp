@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <unistd.h>
 #include <zip.h>
 
+#include "core/printable.hpp"
 #include "io/atomic_file.hpp"
 
 namespace mintjulep {
@@ -27,13 +27,80 @@ const NpyDtype kDtypes[] = {{"<f4", torch::kFloat32, 4},
                             {"<i4", torch::kInt32, 4},
                             {"<i8", torch::kInt64, 8}};
 
-std::string header_field(const std::string& header, const std::string& key,
-                         const std::string& value_pattern, const std::string& path) {
-  std::smatch m;
-  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*(" + value_pattern + ")");
-  check(std::regex_search(header, m, re),
-        fmt::format("{}: .npy header has no valid '{}' entry; is this a numpy .npy file?", path, key));
-  return m[1];
+[[noreturn]] void bad_entry(const std::string& path, const std::string& key) {
+  throw Error(fmt::format("{}: .npy header has no valid '{}' entry; is this a numpy .npy file?", path, key));
+}
+
+// Where the value of `key` starts in a .npy header (a Python dict literal such as
+// "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"). Parsed by hand: the header
+// may be long and std::regex recurses once per character.
+size_t header_value(const std::string& header, const std::string& key, const std::string& path) {
+  static const char* const kSpace = " \t\r\n";
+  for (const char quote : {'\'', '"'}) {
+    const std::string quoted = quote + key + quote;
+    for (size_t at = header.find(quoted); at != std::string::npos; at = header.find(quoted, at + 1)) {
+      size_t p = header.find_first_not_of(kSpace, at + quoted.size());
+      if (p == std::string::npos || header[p] != ':') continue;
+      p = header.find_first_not_of(kSpace, p + 1);
+      if (p != std::string::npos) return p;
+    }
+  }
+  bad_entry(path, key);
+}
+
+std::string parse_descr(const std::string& header, const std::string& path) {
+  const size_t p = header_value(header, "descr", path);
+  const char quote = header[p];
+  if (quote != '\'' && quote != '"') bad_entry(path, "descr");
+  const size_t end = header.find(quote, p + 1);
+  if (end == std::string::npos) bad_entry(path, "descr");
+  return header.substr(p + 1, end - p - 1);
+}
+
+bool parse_fortran_order(const std::string& header, const std::string& path) {
+  const size_t p = header_value(header, "fortran_order", path);
+  if (header.compare(p, 4, "True") == 0) return true;
+  if (header.compare(p, 5, "False") == 0) return false;
+  bad_entry(path, "fortran_order");
+}
+
+// The shape tuple, e.g. "(2, 3)", "(7,)" or "()": non-negative integers separated by commas.
+std::vector<int64_t> parse_shape(const std::string& header, const std::string& path) {
+  static const char* const kSpace = " \t\r\n";
+  const size_t p = header_value(header, "shape", path);
+  const size_t end = header.find(')', p);
+  if (header[p] != '(' || end == std::string::npos) bad_entry(path, "shape");
+  const std::string inside = header.substr(p + 1, end - p - 1);
+  std::vector<std::string> items;
+  for (size_t start = 0;;) {
+    const size_t comma = inside.find(',', start);
+    const std::string item = inside.substr(start, comma == std::string::npos ? comma : comma - start);
+    const size_t first = item.find_first_not_of(kSpace);
+    items.push_back(first == std::string::npos
+                        ? std::string()
+                        : item.substr(first, item.find_last_not_of(kSpace) - first + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (items.back().empty()) items.pop_back();  // "()" or the trailing comma of "(7,)"
+  const std::string tuple = printable(header.substr(p, end - p + 1));
+  std::vector<int64_t> shape;
+  for (const std::string& item : items) {
+    check(!item.empty() && item.find_first_not_of("0123456789") == std::string::npos,
+          fmt::format("{}: .npy shape {} must hold non-negative integers", path, tuple));
+    check(item.size() <= 18, fmt::format("{}: .npy shape {} is too large", path, tuple));
+    shape.push_back(std::stoll(item));
+  }
+  return shape;
+}
+
+// Bytes left in `in` after the read position.
+std::streamoff remaining_bytes(std::istream& in) {
+  const std::streampos here = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streampos end = in.tellg();
+  in.seekg(here);
+  return here < 0 || end < here ? 0 : static_cast<std::streamoff>(end - here);
 }
 
 // Parses .npy data from a stream; `path` names it in error messages.
@@ -55,25 +122,27 @@ torch::Tensor parse_npy(std::istream& in, const std::string& path) {
   check(in.gcount() == static_cast<std::streamsize>(header_len),
         fmt::format("{}: truncated .npy header", path));
 
-  const std::string descr = header_field(header, "descr", "'[^']*'|\"[^\"]*\"", path);
-  const std::string descr_value = descr.substr(1, descr.size() - 2);
+  const std::string descr_value = parse_descr(header, path);
   const NpyDtype* dtype = nullptr;
   for (const auto& d : kDtypes)
     if (descr_value == d.descr) dtype = &d;
   check(dtype != nullptr,
         fmt::format("{}: unsupported .npy dtype '{}'; use little-endian float32/float64 "
                     "(e.g. array.astype('<f8'))",
-                    path, descr_value));
-  const bool fortran = header_field(header, "fortran_order", "True|False", path) == "True";
-  const std::string shape_text = header_field(header, "shape", "\\([^)]*\\)", path);
-  std::vector<int64_t> shape;
-  static const std::regex number("\\d+");
-  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), number);
-       it != std::sregex_iterator(); ++it)
-    shape.push_back(std::stoll(it->str()));
+                    path, printable(descr_value)));
+  const bool fortran = parse_fortran_order(header, path);
+  const std::vector<int64_t> shape = parse_shape(header, path);
 
+  // The declared size must be in the file before anything is allocated.
+  const int64_t available = remaining_bytes(in) / dtype->item_size;
   int64_t count = 1;
-  for (int64_t s : shape) count *= s;
+  for (int64_t s : shape) {
+    check(s == 0 || count <= available / s,
+          fmt::format("{}: .npy file is truncated: its shape needs more than the {} values of {} "
+                      "bytes it holds",
+                      path, available, dtype->item_size));
+    count *= s;
+  }
   auto data = torch::empty({count}, torch::TensorOptions().dtype(dtype->type));
   in.read(static_cast<char*>(data.data_ptr()), count * dtype->item_size);
   check(in.gcount() == count * dtype->item_size,
@@ -102,24 +171,35 @@ std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
         fmt::format("cannot open '{}' as a numpy .npz archive (missing file or not a zip)", path));
   std::map<std::string, torch::Tensor> arrays;
   const zip_int64_t count = zip_get_num_entries(archive, 0);
+  std::vector<char> chunk(1 << 16);
   for (zip_int64_t k = 0; k < count; ++k) {
     zip_stat_t stat;
     zip_stat_init(&stat);
-    if (zip_stat_index(archive, k, 0, &stat) != 0) continue;
+    if (zip_stat_index(archive, k, 0, &stat) != 0 || !(stat.valid & ZIP_STAT_NAME) || stat.name == nullptr)
+      continue;
     std::string name = stat.name;
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0) continue;
-    std::string bytes(stat.size, '\0');
+    // Read in chunks rather than trusting the size the archive declares, which may be anything.
+    std::string bytes;
     zip_file_t* file = zip_fopen_index(archive, k, 0);
-    const zip_int64_t got = file ? zip_fread(file, bytes.data(), stat.size) : -1;
+    bool ok = file != nullptr;
+    while (ok) {
+      const zip_int64_t got = zip_fread(file, chunk.data(), chunk.size());
+      if (got <= 0) {
+        ok = got == 0;
+        break;
+      }
+      bytes.append(chunk.data(), static_cast<size_t>(got));
+    }
     if (file) zip_fclose(file);
-    if (got != static_cast<zip_int64_t>(stat.size)) {
+    if (!ok || ((stat.valid & ZIP_STAT_SIZE) && bytes.size() != stat.size)) {
       zip_discard(archive);
       throw Error(fmt::format("{}: cannot read '{}' (corrupt or compressed with an unsupported method)",
-                              path, name));
+                              path, printable(name)));
     }
     std::istringstream in(bytes);
     try {
-      arrays[name.substr(0, name.size() - 4)] = parse_npy(in, path + ":" + name);
+      arrays[name.substr(0, name.size() - 4)] = parse_npy(in, path + ":" + printable(name));
     } catch (...) {
       zip_discard(archive);
       throw;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/printable.hpp"
 #include "io/atomic_file.hpp"
 
 namespace mintjulep {
@@ -40,7 +41,7 @@ XyzTrajectory read_xyz(const std::string& path) {
     std::string rest;
     check(static_cast<bool>(count_line >> count) && !(count_line >> rest) && count > 0,
           fmt::format("{}:{}: expected the atom count of frame {}, got '{}'", path, line_number,
-                      frames + 1, line));
+                      frames + 1, printable(line)));
     check(atoms < 0 || count == atoms,
           fmt::format("{}:{}: frame {} has {} atoms but the first frame has {}; all frames must "
                       "have the same atoms",
@@ -54,7 +55,8 @@ XyzTrajectory read_xyz(const std::string& path) {
       double xyz[3];
       bool ok = static_cast<bool>(atom >> symbol >> coordinate[0] >> coordinate[1] >> coordinate[2]);
       for (int k = 0; ok && k < 3; ++k) ok = parse_double(coordinate[k], xyz[k]);
-      check(ok, fmt::format("{}:{}: expected 'symbol x y z', got '{}'", path, line_number, line));
+      check(ok, fmt::format("{}:{}: expected 'symbol x y z', got '{}'", path, line_number,
+                            printable(line)));
       if (frames == 0) result.elements.push_back(symbol);
       values.insert(values.end(), xyz, xyz + 3);
     }
@@ -130,7 +132,10 @@ torch::Tensor read_configurations(const std::string& path, const Energy& system)
     auto arrays = read_npz(path);
     check(arrays.count("positions"), fmt::format("{}: no 'positions' array in the archive", path));
     x = arrays["positions"];
-    if (x.dim() == 4) x = x[x.size(0) - 1];  // an md trajectory (F, R, N, n): its last frame
+    if (x.dim() == 4) {  // an md trajectory (F, R, N, n): its last frame
+      check(x.size(0) > 0, fmt::format("{}: 'positions' is a trajectory with no frames", path));
+      x = x[x.size(0) - 1];
+    }
   } else if (ends_with(path, ".pdb") || ends_with(path, ".dcd")) {
     // Angstrom, every model or frame, in the system's length unit.
     x = ends_with(path, ".pdb") ? read_pdb_models(path) : read_dcd(path).to(torch::kFloat64);

@@ -5,7 +5,10 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cmath>
 #include <fstream>
+
+#include "core/printable.hpp"
 
 namespace mintjulep {
 namespace {
@@ -25,11 +28,11 @@ double parse_coordinate(const std::string& text, const std::string& path, int li
   try {
     size_t used = 0;
     const double value = std::stod(text, &used);
-    if (used == text.size()) return value;
+    if (used == text.size() && std::isfinite(value)) return value;
   } catch (const std::exception&) {
   }
-  throw Error(fmt::format("{}:{}: cannot read coordinate '{}' (columns 31-54 must hold x, y, z)",
-                          path, line_number, text));
+  throw Error(fmt::format("{}:{}: cannot read coordinate '{}' (columns 31-54 must hold finite x, y, z)",
+                          path, line_number, printable(text)));
 }
 
 // The element from the atom name when columns 77-78 are empty: the first letter, skipping
