@@ -14,7 +14,7 @@
 #include <cmath>
 
 #include "cli/commands.hpp"
-#include "cli/run_model.hpp"
+#include "model/run_model.hpp"
 
 namespace mintjulep::cli {
 namespace {

@@ -5,16 +5,13 @@
 // --resample N writes N equally weighted samples drawn from the weighted ones instead.
 #include <mintjulep/annealing.hpp>
 #include <mintjulep/error.hpp>
-#include <mintjulep/estimators.hpp>
 #include <mintjulep/io.hpp>
-#include <mintjulep/julep_training.hpp>
-#include <mintjulep/mint_training.hpp>
+#include <mintjulep/model.hpp>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -22,7 +19,6 @@
 #include "cli/commands.hpp"
 #include "cli/device.hpp"
 #include "cli/outputs.hpp"
-#include "cli/run_model.hpp"
 
 namespace mintjulep::cli {
 namespace {
@@ -58,69 +54,38 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   if (effective.threads == 0) effective.threads = config.threads;
   if (effective.device.empty()) effective.device = config.device;
   apply_global_options(effective);
-  Model model = build_model(config, parse_device(effective.device), /*prior_from_checkpoint=*/true);
   // Without --method: the run's own sampler, i.e. its [anneal] method when the config has one.
   if (opt.method.empty() && config.anneal_configured) opt.method = config.anneal.method;
-  const bool has_kernel = fs::exists(folder / "sampler.pt");
   check(opt.method.empty() || opt.method == "prior" ||
             std::find(anneal_methods().begin(), anneal_methods().end(), opt.method) != anneal_methods().end(),
         fmt::format("--method must be prior or an annealing method, got '{}'", opt.method));
   const bool needs_kernel = opt.method.empty() || opt.method == "julep" || opt.method == "smc-julep";
-  if (has_kernel || needs_kernel) load_checkpoint(*model.sampler, (folder / "sampler.pt").string(), model.device);
-  else load_checkpoint(*model.prior, (folder / "prior.pt").string(), model.device);
+  Model model = load_run(opt.run, /*system: config's=*/nullptr, config, parse_device(effective.device),
+                         /*require_kernel=*/needs_kernel);
 
-  const auto start = std::chrono::steady_clock::now();
-  torch::manual_seed(static_cast<uint64_t>(opt.seed));
-  torch::Tensor y, log_w;
-  std::string summary_line;
-  if (opt.method == "prior") {
-    // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples.
-    std::vector<torch::Tensor> parts;
-    log_w = prior_log_weights(model.prior, *model.energy, opt.count, opt.chunk,
-                              [&](const torch::Tensor& draw) { parts.push_back(draw); });
-    y = torch::cat(parts);
-  } else if (opt.method.empty()) {
-    auto batch = sample_julep(model.sampler, opt.count, opt.chunk, static_cast<uint64_t>(opt.seed),
-                              [&](int64_t done) {
-                                if (done == opt.count || done % (20 * opt.chunk) == 0) {
-                                  fmt::print(stderr, "sampled {}/{}\n", done, opt.count);
-                                }
-                              });
-    y = batch.y;
-    log_w = batch.log_w;
-  } else {
-    AnnealOptions anneal = config.anneal;
-    anneal.method = opt.method;
-    if (opt.steps > 0) anneal.steps = opt.steps;
-    if (opt.moves > 0) anneal.moves = opt.moves;
-    if (opt.chunk_given) anneal.chunk = opt.chunk;
-    check_anneal_options(anneal);
-    AnnealResult result;
-    run_annealing(model, anneal, opt.count, static_cast<uint64_t>(opt.seed), &result);
-    y = result.y;
-    log_w = result.log_w;
-  }
-  std::vector<torch::Tensor> energies;
-  for (int64_t i = 0; i < opt.count; i += opt.chunk) {
-    torch::NoGradGuard no_grad;
-    energies.push_back(model.energy->value(y.narrow(0, i, std::min(opt.chunk, opt.count - i)), 1.0)
-                           .to(torch::kCPU, torch::kFloat64));
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  auto summary = summarize_log_weights(log_w);
-  auto positions = model.energy->to_full(y).to(torch::kCPU, torch::kFloat64);
-  auto energy = torch::cat(energies);
-  log_w = log_w.to(torch::kCPU);
-  const bool smc = !opt.method.empty() && opt.method != "prior" && anneal_method_resamples(opt.method);
+  SamplingOptions sampling;
+  sampling.method = opt.method;
+  sampling.count = opt.count;
+  sampling.seed = static_cast<uint64_t>(opt.seed);
+  sampling.chunk = opt.chunk;
+  sampling.chunk_given = opt.chunk_given;
+  sampling.steps = opt.steps;
+  sampling.moves = opt.moves;
+  sampling.progress = [&](int64_t done, int64_t count) {
+    if (done == count || done % (20 * opt.chunk) == 0) {
+      fmt::print(stderr, "sampled {}/{}\n", done, count);
+    }
+  };
+  const Samples samples = sample(model, sampling);
+  auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
   fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads\n",
-             opt.count, smc ? "SMC final ESS" : "path ESS", 100 * summary.ess, summary.log_z,
-             summary.num_samples - summary.num_finite, seconds, at::get_num_threads());
+             opt.count, samples.smc ? "SMC final ESS" : "path ESS", 100 * samples.ess, samples.log_z,
+             samples.num_non_finite, samples.seconds, at::get_num_threads());
 
   std::vector<std::pair<std::string, torch::Tensor>> arrays;
   std::vector<std::string> labels;
   if (opt.resample_given) {
-    check(summary.num_finite > 0 && summary.ess > 0, "--resample: no sample has a finite weight");
+    check(samples.num_non_finite < opt.count && samples.ess > 0, "--resample: no sample has a finite weight");
     // One uniform from the seed on its own stream, so the choice is reproducible and does not
     // shift the sampler's random numbers.
     const auto seed = static_cast<uint64_t>(opt.seed);
@@ -135,14 +100,14 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
               {"energies", energy},
               {"source_index", index},
               {"resampled_from", torch::tensor({opt.count}, torch::kLong)},
-              {"ess", torch::tensor({summary.ess}, torch::kFloat64)},
-              {"log_z", torch::tensor({summary.log_z}, torch::kFloat64)}};
+              {"ess", torch::tensor({samples.ess}, torch::kFloat64)},
+              {"log_z", torch::tensor({samples.log_z}, torch::kFloat64)}};
     const auto source = index.accessor<int64_t, 1>();
     const auto e = energy.accessor<double, 1>();
     for (int64_t i = 0; i < opt.resample; ++i)
       labels.push_back(fmt::format("sample={} source_index={} log_w=0 energy={:.10g}", i, source[i], e[i]));
     fmt::print("resampled {} from {} weighted samples, ESS {:.1f}% ({:.0f})\n", opt.resample, opt.count,
-               100 * summary.ess, summary.ess * static_cast<double>(opt.count));
+               100 * samples.ess, samples.ess * static_cast<double>(opt.count));
   } else {
     arrays = {{"positions", positions}, {"log_w", log_w}, {"energies", energy}};
     const auto w = log_w.to(torch::kFloat64);

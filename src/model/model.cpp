@@ -1,4 +1,7 @@
-#include "cli/run_model.hpp"
+// Models from a run configuration: the system (built-in or given), its anchored energy, the
+// Mint prior with its initialisation, the Julep kernel; annealing runs, checkpoints and run
+// folders.
+#include "model/run_model.hpp"
 
 #include <mintjulep/error.hpp>
 #include <mintjulep/harmonic_prior.hpp>
@@ -19,7 +22,7 @@
 
 #include "io/atomic_file.hpp"
 
-namespace mintjulep::cli {
+namespace mintjulep {
 
 namespace fs = std::filesystem;
 
@@ -60,8 +63,8 @@ void centre_prior_on_reference(Model& m, const MintPriorOptions& options) {
   auto starts = y.expand({K, -1, -1}) +
                 options.init_noise * torch::randn({K, y.size(1), y.size(2)}, torch::kFloat64);
   auto minimised = minimize_energy(*m.energy, starts);
-  fmt::print("prior: {} component centres minimised from {:.3f} to {:.3f} kT on average\n", K,
-             minimised.initial_energy / K, minimised.final_energy / K);
+  m.log(fmt::format("prior: {} component centres minimised from {:.3f} to {:.3f} kT on average\n", K,
+             minimised.initial_energy / K, minimised.final_energy / K));
   m.prior->initialize_from(minimised.y);
 }
 
@@ -72,8 +75,8 @@ void centre_prior_on_random_minima(Model& m, const MintPriorOptions& options) {
   const int64_t K = options.components;
   auto soft = minimize_energy(*m.energy, random_compact_starts(*m.energy, K), 500, /*t=*/0.0);
   auto minimised = minimize_energy(*m.energy, soft.y, 2000, /*t=*/1.0);
-  fmt::print("prior: {} component centres minimised from random starts: mean energy {:.3f} kT\n", K,
-             minimised.final_energy / K);
+  m.log(fmt::format("prior: {} component centres minimised from random starts: mean energy {:.3f} kT\n", K,
+             minimised.final_energy / K));
   m.prior->initialize_from(minimised.y);
 }
 
@@ -81,16 +84,16 @@ void centre_prior_on_random_minima(Model& m, const MintPriorOptions& options) {
 // prints the minima kept, with phi/psi for a peptide backbone.
 void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
   auto result = initialize_harmonic_prior(m.prior, *m.energy, options);
-  fmt::print("prior: {} minimised configurations (with relabelled copies), {} distinct minima, {} kept "
+  m.log(fmt::format("prior: {} minimised configurations (with relabelled copies), {} distinct minima, {} kept "
              "for {} components\n",
-             result.candidates, result.distinct, result.minima.size(), m.prior->options().components);
+             result.candidates, result.distinct, result.minima.size(), m.prior->options().components));
   const int64_t rotations = m.prior->symmetry_count();
   if (result.relabellings > 1)
-    fmt::print("prior: copies of a minimum under the {} relabellings of interchangeable terminal atoms (methyl "
-               "hydrogens) merged: log Z covers {} of them{} (add log {} = {:.4f} for all)\n",
-               result.relabellings, rotations, rotations > 1 ? ", those the rotors' rotations reach" : "",
-               result.relabellings / rotations,
-               std::log(static_cast<double>(result.relabellings) / static_cast<double>(rotations)));
+    m.log(fmt::format("prior: copies of a minimum under the {} relabellings of interchangeable terminal atoms "
+                      "(methyl hydrogens) merged: log Z covers {} of them{} (add log {} = {:.4f} for all)\n",
+                      result.relabellings, rotations, rotations > 1 ? ", those the rotors' rotations reach" : "",
+                      result.relabellings / rotations,
+                      std::log(static_cast<double>(result.relabellings) / static_cast<double>(rotations))));
   auto molecule = std::dynamic_pointer_cast<MolecularEnergy>(m.system);
   BackboneAtoms bb;
   bool backbone = false;
@@ -101,8 +104,8 @@ void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
     } catch (const Error&) {
     }
   }
-  fmt::print("minimum  {}energy (kT)  harmonic free energy  weight  components  chiral\n",
-             backbone ? "   phi    psi  " : "");
+  m.log(fmt::format("minimum  {}energy (kT)  harmonic free energy  weight  components  chiral\n",
+             backbone ? "   phi    psi  " : ""));
   for (size_t i = 0; i < result.minima.size(); ++i) {
     const auto& h = result.minima[i];
     std::string angles;
@@ -111,19 +114,38 @@ void centre_prior_harmonically(Model& m, const HarmonicOptions& options) {
       angles = fmt::format("{:6.1f} {:6.1f}  ", dihedral(x, bb.c_prev, bb.n, bb.ca, bb.c).item<double>() * 180 / M_PI,
                            dihedral(x, bb.n, bb.ca, bb.c, bb.n_next).item<double>() * 180 / M_PI);
     }
-    fmt::print("{:>7}  {}{:11.4f}  {:20.4f}  {:6.4f}  {:10}  {}\n", i, angles, h.energy, h.free_energy, h.weight,
-               h.copies, h.chiral ? "yes" : "no");
+    m.log(fmt::format("{:>7}  {}{:11.4f}  {:20.4f}  {:6.4f}  {:10}  {}\n", i, angles, h.energy, h.free_energy, h.weight,
+               h.copies, h.chiral ? "yes" : "no"));
   }
-  std::fflush(stdout);
 }
 
 }  // namespace
 
-Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint) {
+Log print_log() {
+  return [](const std::string& line) {
+    std::fputs(line.c_str(), stdout);
+    std::fflush(stdout);
+  };
+}
+
+Log silent_log() {
+  return [](const std::string&) {};
+}
+
+Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint, Log log) {
+  return build_model(make_system(config.system, SystemOptions{config.temperature}), config, device,
+                     prior_from_checkpoint, std::move(log));
+}
+
+Model build_model(std::shared_ptr<Energy> system, const RunConfig& config, torch::Device device,
+                  bool prior_from_checkpoint, Log log) {
+  check(system != nullptr, "build_model: the energy is null");
   Model m;
   m.config = config;
+  if (m.config.system.empty()) m.config.system = system->name();
   m.device = device;
-  m.system = make_system(config.system, SystemOptions{config.temperature});
+  m.log = log ? std::move(log) : silent_log();
+  m.system = std::move(system);
   const int64_t anchor = config.anchor >= 0 ? config.anchor : m.system->default_anchor();
   m.energy = std::make_shared<AnchoredEnergy>(m.system, anchor);
   MintPriorOptions prior_options = config.prior;
@@ -189,18 +211,16 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   const bool mala = anneal_method_uses_mala(options.method), smc = anneal_method_resamples(options.method);
   const std::string what = "anneal " + options.method;
   auto r = anneal(options, model.prior, *model.energy, kernel, count, seed, [&](int64_t done, int64_t total) {
-    fmt::print("{}: {}/{} chains, {:.0f} s\n", what, done, total, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    std::fflush(stdout);
+    model.log(fmt::format("{}: {}/{} chains, {:.0f} s\n", what, done, total, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
   });
   double mean_acceptance = 0;
   for (double a : r.acceptance) mean_acceptance += a / static_cast<double>(r.acceptance.size());
-  fmt::print("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {} non-finite "
+  model.log(fmt::format("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {} non-finite "
              "weights{}, {:.1f} s\n",
              what, r.steps, mala ? fmt::format(", {} moves per temperature", options.moves) : "",
              smc ? "SMC final ESS" : "path ESS", 100 * r.ess, count, r.log_z, r.resampling_events,
              r.num_non_finite, mala ? fmt::format(", MALA acceptance {:.3f}", mean_acceptance) : "",
-             r.seconds);
-  std::fflush(stdout);
+             r.seconds));
   nlohmann::json j = {{"method", options.method},
                       {"steps", r.steps},
                       {"num_samples", count},
@@ -226,6 +246,12 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   return j;
 }
 
+AnnealResult anneal_model(const Model& model, const AnnealOptions& options, int64_t count, uint64_t seed) {
+  AnnealResult result;
+  run_annealing(model, options, count, seed, &result);
+  return result;
+}
+
 void save_checkpoint(torch::nn::Module& module, const std::string& path) {
   const std::string temp = path + ".tmp";
   torch::serialize::OutputArchive archive;
@@ -246,6 +272,34 @@ void load_checkpoint(torch::nn::Module& module, const std::string& path, torch::
   }
 }
 
+void save_run(const Model& model, const std::string& folder) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  check(!ec && fs::is_directory(folder),
+        fmt::format("cannot create output folder '{}': {}", folder, ec.message()));
+  MintPrior prior = model.prior;  // the holders share the modules
+  JulepSampler sampler = model.sampler;
+  save_checkpoint(*prior, (fs::path(folder) / "prior.pt").string());
+  save_checkpoint(*sampler, (fs::path(folder) / "sampler.pt").string());
+}
+
+Model load_run(const std::string& folder, std::shared_ptr<Energy> system, const RunConfig& config,
+               torch::Device device, bool require_kernel, Log log) {
+  check(fs::is_directory(folder), fmt::format("run folder '{}' not found", folder));
+  Model model = system ? build_model(std::move(system), config, device, /*prior_from_checkpoint=*/true, std::move(log))
+                       : build_model(config, device, /*prior_from_checkpoint=*/true, std::move(log));
+  const bool has_kernel = fs::exists(fs::path(folder) / "sampler.pt");
+  if (has_kernel || require_kernel) load_checkpoint(*model.sampler, (fs::path(folder) / "sampler.pt").string(), model.device);
+  else load_checkpoint(*model.prior, (fs::path(folder) / "prior.pt").string(), model.device);
+  return model;
+}
+
+Model load_run(const std::string& folder, torch::Device device, bool require_kernel, Log log) {
+  check(fs::is_directory(folder), fmt::format("run folder '{}' not found", folder));
+  return load_run(folder, nullptr, load_config((fs::path(folder) / "config.toml").string()), device,
+                  require_kernel, std::move(log));
+}
+
 void write_text_atomically(const std::string& path, const std::string& text) {
   AtomicFile file(path);
   file.write(text);
@@ -258,4 +312,4 @@ std::string read_text(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-}  // namespace mintjulep::cli
+}  // namespace mintjulep

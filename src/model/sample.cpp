@@ -1,0 +1,70 @@
+// Weighted samples of a model: the trained Julep kernel, fresh prior draws, or an annealing
+// method, with their energies and importance-sampling summary.
+#include <mintjulep/error.hpp>
+#include <mintjulep/estimators.hpp>
+#include <mintjulep/julep_training.hpp>
+#include <mintjulep/mint_training.hpp>
+#include <mintjulep/model.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "model/run_model.hpp"
+
+namespace mintjulep {
+
+Samples sample(Model& model, const SamplingOptions& opt) {
+  check(opt.count >= 1, "--num-samples must be >= 1");
+  check(opt.chunk >= 1, "--chunk must be >= 1");
+  check(opt.method.empty() || opt.method == "prior" ||
+            std::find(anneal_methods().begin(), anneal_methods().end(), opt.method) != anneal_methods().end(),
+        fmt::format("--method must be prior or an annealing method, got '{}'", opt.method));
+  const auto start = std::chrono::steady_clock::now();
+  torch::manual_seed(opt.seed);
+  torch::Tensor y, log_w;
+  if (opt.method == "prior") {
+    // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples.
+    std::vector<torch::Tensor> parts;
+    log_w = prior_log_weights(model.prior, *model.energy, opt.count, opt.chunk,
+                              [&](const torch::Tensor& draw) { parts.push_back(draw); });
+    y = torch::cat(parts);
+  } else if (opt.method.empty()) {
+    auto batch = sample_julep(model.sampler, opt.count, opt.chunk, opt.seed, [&](int64_t done) {
+      if (opt.progress) opt.progress(done, opt.count);
+    });
+    y = batch.y;
+    log_w = batch.log_w;
+  } else {
+    AnnealOptions anneal = model.config.anneal;
+    anneal.method = opt.method;
+    if (opt.steps > 0) anneal.steps = opt.steps;
+    if (opt.moves > 0) anneal.moves = opt.moves;
+    if (opt.chunk_given) anneal.chunk = opt.chunk;
+    check_anneal_options(anneal);
+    AnnealResult result;
+    run_annealing(model, anneal, opt.count, opt.seed, &result);
+    y = result.y;
+    log_w = result.log_w;
+  }
+  std::vector<torch::Tensor> energies;
+  for (int64_t i = 0; i < opt.count; i += opt.chunk) {
+    torch::NoGradGuard no_grad;
+    energies.push_back(model.energy->value(y.narrow(0, i, std::min(opt.chunk, opt.count - i)), 1.0)
+                           .to(torch::kCPU, torch::kFloat64));
+  }
+  Samples s;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto summary = summarize_log_weights(log_w);
+  s.positions = model.energy->to_full(y).to(torch::kCPU, torch::kFloat64);
+  s.log_w = log_w.to(torch::kCPU);
+  s.energies = torch::cat(energies);
+  s.ess = summary.ess;
+  s.log_z = summary.log_z;
+  s.num_non_finite = summary.num_samples - summary.num_finite;
+  s.smc = !opt.method.empty() && opt.method != "prior" && anneal_method_resamples(opt.method);
+  return s;
+}
+
+}  // namespace mintjulep
