@@ -5,8 +5,8 @@
 #   1. pilot: R replicas from a minimum-energy structure, doubled in length (--resume) until its
 #      second half is at least 50 autocorrelation times long;
 #   2. production: a fresh run from the pilot's last frames (equilibrated, new velocities and
-#      seed), one frame saved every ~tau/2 steps, long enough for the requested effective size
-#      R F / tau;
+#      seed), one frame saved every tau steps (the pilot's tau), extended until its own tau gives
+#      the requested effective size R F / tau;
 #   3. the tau and effective size of the production run (mintjulep metrics), and its SHA-256.
 #
 # Writes OUT/SYSTEM-reference.npz (positions (F, R, N, n), energies (F, R); no burn-in needed),
@@ -97,17 +97,25 @@ while :; do
 done
 [ "$long" = true ] || echo "# warning: the pilot's second half is shorter than 50 tau; tau may be underestimated" >>"$log"
 
-# Production: frames ~tau/2 apart, R F / tau >= target.
+# Production: one frame every tau (of the pilot) steps, which stores the fewest frames per
+# effective sample for little extra computation; extended (--resume) until R F / tau >= target,
+# tau measured on the production run itself.
 tau_steps=$(awk -v t="$tau" -v e="$pilot_every" 'BEGIN { printf "%.0f", t * e }')
-every=$(awk -v s="$tau_steps" -v e="$pilot_every" 'BEGIN { v = int(s / 2); if (v < e) v = e; print v }')
-frames=$(awk -v n="$target" -v s="$tau_steps" -v e="$every" -v r="$replicas" \
-  'BEGIN { f = n * s / e / r; f = (f == int(f)) ? f : int(f) + 1; if (f < 50) f = 50; print f }')
-run "$bin" md "${common[@]}" --in "$pilot" --steps $((frames * every)) --report-every "$every" \
-  --seed $((seed + 1)) --out "$name.npz"
-run "$bin" metrics --reference "$name.npz" --json "$name.json"
-tau=$(json_value "$name.json" reference_energy_tau)
-tau_se=$(json_value "$name.json" reference_energy_tau_se)
-ess=$(json_value "$name.json" reference_effective_size)
+every=$(awk -v s="$tau_steps" -v e="$pilot_every" 'BEGIN { print (s > e) ? s : e }')
+frames=$(awk -v n="$target" -v r="$replicas" 'BEGIN { f = 1.5 * n / r; f = (f == int(f)) ? f : int(f) + 1; print (f < 50) ? 50 : f }')
+prod=(--report-every "$every" --seed $((seed + 1)) --out "$name.npz")
+run "$bin" md "${common[@]}" --in "$pilot" --steps $((frames * every)) "${prod[@]}"
+for attempt in 1 2 3 4; do
+  run "$bin" metrics --reference "$name.npz" --json "$name.json"
+  tau=$(json_value "$name.json" reference_energy_tau)
+  tau_se=$(json_value "$name.json" reference_energy_tau_se)
+  ess=$(json_value "$name.json" reference_effective_size)
+  echo "# production: $frames frames, tau $tau frames of $every steps, effective size $ess" >>"$log"
+  more=$(awk -v n="$target" -v e="$ess" -v f="$frames" 'BEGIN { if (e >= n) print 0; else print int(f * (1.05 * n / e - 1)) + 1 }')
+  if [ "$more" -eq 0 ] || [ "$smoke" -eq 1 ] || [ "$attempt" -eq 4 ]; then break; fi
+  frames=$((frames + more))
+  run "$bin" md "${common[@]}" --steps $((frames * every)) "${prod[@]}" --resume
+done
 (cd "$out" && sha256sum "$system-reference.npz" >"$system-reference.npz.sha256")
 elapsed=$(($(date +%s) - started))
 summary=$(awk -v s="$system" -v f="$frames" -v r="$replicas" -v e="$every" -v dt="$dt" -v t="$tau" -v se="$tau_se" \
