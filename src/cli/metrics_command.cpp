@@ -21,7 +21,8 @@ namespace {
 
 struct MetricsOptions {
   std::string input, reference, system, json;
-  int64_t burn_in = 0;  // leading frames of each md replica to drop
+  int64_t burn_in = 0;      // leading frames of each md replica of the reference to drop
+  int64_t in_burn_in = -1;  // the same for an md trajectory given as --in; -1: burn_in
 };
 
 // Configurations (M, N, n) with their log weights and energies, read from an .npz.
@@ -56,7 +57,8 @@ Loaded load(const std::string& path, const std::string& role, const std::shared_
   torch::Tensor u = arrays.count("energies") ? arrays["energies"].to(torch::kFloat64) : torch::Tensor();
   if (x.dim() == 4) {  // md: (F, R, N, n), equally weighted after the burn-in
     check(burn_in >= 0 && burn_in < x.size(0),
-          fmt::format("--burn-in {} must be below the {} frames of '{}'", burn_in, x.size(0), path));
+          fmt::format("{} {} must be below the {} frames of '{}'", role == "--in" ? "--in-burn-in (default --burn-in)" : "--burn-in",
+                      burn_in, x.size(0), path));
     if (u.defined())
       check(u.dim() == 2 && u.size(0) == x.size(0) && u.size(1) == x.size(1),
             fmt::format("{} '{}': energies have shape {}, positions {} frames x {} replicas", role, path,
@@ -106,12 +108,13 @@ Loaded load(const std::string& path, const std::string& role, const std::shared_
 
 void run_metrics(const MetricsOptions& opt) {
   check(opt.burn_in >= 0, "--burn-in must be >= 0");
+  check(opt.in_burn_in >= -1, "--in-burn-in must be >= 0");
   std::shared_ptr<Energy> system;
   if (!opt.system.empty()) system = make_system(opt.system);
   const Loaded ref = load(opt.reference, "--reference", system, opt.burn_in);
   std::optional<Loaded> in;  // read before anything is printed, so that bad input prints one line
   if (!opt.input.empty()) {
-    in = load(opt.input, "--in", system, opt.burn_in);
+    in = load(opt.input, "--in", system, opt.in_burn_in >= 0 ? opt.in_burn_in : opt.burn_in);
     check(in->x.size(1) == ref.x.size(1) && in->x.size(2) == ref.x.size(2),
           fmt::format("--in '{}' has {} particles in {} dimensions, --reference '{}' {} in {}", opt.input,
                       in->x.size(1), in->x.size(2), opt.reference, ref.x.size(1), ref.x.size(2)));
@@ -144,6 +147,7 @@ void run_metrics(const MetricsOptions& opt) {
   } else {
     fmt::print("reference {}: {} configurations\n", opt.reference, ref.x.size(0));
   }
+  if (in && in->trajectory) summary["in_burn_in"] = opt.in_burn_in >= 0 ? opt.in_burn_in : opt.burn_in;
   if (metrics) {
     const SampleMetrics& m = *metrics;
     const auto& w = m.weights;
@@ -182,8 +186,12 @@ void add_metrics_command(CLI::App& app, const GlobalOptions& global) {
                   "unweighted reference .npz (mintjulep md, or sample --resample)")
       ->required();
   cmd->add_option("--system", opt->system, "system whose energy computes missing 'energies' and checks shapes");
-  cmd->add_option("--burn-in", opt->burn_in, "md frames to drop from the start of each replica")
+  cmd->add_option("--burn-in", opt->burn_in,
+                  "md frames to drop from the start of each replica of the reference (and of an md --in, "
+                  "unless --in-burn-in)")
       ->capture_default_str();
+  cmd->add_option("--in-burn-in", opt->in_burn_in,
+                  "md frames to drop from each replica of an md trajectory given as --in (default: --burn-in)");
   cmd->add_option("--json", opt->json, "also write the numbers as JSON");
   cmd->callback([opt, &global] {
     apply_global_options(global);

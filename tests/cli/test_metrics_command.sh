@@ -33,6 +33,15 @@ PY
 # Two independent md runs: small but non-zero distances.
 out=$("$bin" metrics --in "$work/other.npz" --reference "$work/ref.npz" --burn-in 10) || fail "other: $out"
 grep -qE "energy W1 +[0-9.]+(e-?[0-9]+)? kT" <<<"$out" || fail "table: $out"
+grep -q "samples .*other.npz: 400 md configurations (equal weights)" <<<"$out" || fail "--burn-in applies to an md --in: $out"
+# --in-burn-in: its own burn-in for an md --in; the reference keeps --burn-in (0 here).
+"$bin" metrics --in "$work/other.npz" --in-burn-in 5 --reference "$work/ref.npz" --json "$work/o.json" >/dev/null ||
+  fail "--in-burn-in"
+python3 - "$work/o.json" <<'PY' || fail "--in-burn-in json: $(cat "$work/o.json")"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["num_samples"] == 440 and m["in_burn_in"] == 5 and m["reference_configurations"] == 480 and m["burn_in"] == 0, m
+PY
 
 # Weighted samples: the reference's last frame (8 configurations) with chosen log weights, one of
 # them -inf (weight 0), with and without energies. ESS and log Z are checked against the same
