@@ -155,6 +155,25 @@ TEST_F(Npy, QuotedHeaderTextStaysOnOneLine) {
   EXPECT_TRUE(is_one_printable_line(message)) << message;
 }
 
+TEST_F(Npy, NpzOfTheSameArraysHasTheSameBytes) {
+  // Fixed member time stamps: checksums of written results are reproducible.
+  const std::vector<std::pair<std::string, torch::Tensor>> arrays = {
+      {"x", torch::arange(12, torch::kFloat64).reshape({3, 4})}, {"n", torch::tensor({7}, torch::kLong)}};
+  auto bytes = [&](const std::string& name) {
+    write_npz(path(name), arrays);
+    std::ifstream in(path(name), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string first = bytes("a.npz");
+  // The first member's local header: DOS time 00:00:00 (bytes 10-11), date 1980-01-01 (12-13).
+  ASSERT_GT(first.size(), 14u);
+  EXPECT_EQ(first.substr(10, 4), std::string("\x00\x00\x21\x00", 4));
+  EXPECT_EQ(bytes("b.npz"), first);
+  auto back = read_npz(path("b.npz"));
+  EXPECT_TRUE(torch::equal(back["x"], arrays[0].second));
+  EXPECT_EQ(back["n"].item<int64_t>(), 7);
+}
+
 TEST_F(Xyz, ReadsMultipleFramesAndWritesThemBack) {
   write_text("two.xyz",
              "2\nframe one\nAr 0 0 0\nAr 1.5 0 0\n\n2\nframe two\nAr 0 0 0\nAr 0 2.5 -1e-3\n");

@@ -28,7 +28,8 @@ std::string npy_bytes(const torch::Tensor& array);
 // the name without ".npy".
 std::map<std::string, torch::Tensor> read_npz(const std::string& path);
 
-// Writes named arrays as a numpy .npz archive (read with numpy.load), atomically.
+// Writes named arrays as a numpy .npz archive (read with numpy.load), atomically. Members carry
+// a fixed time stamp (1980-01-01 00:00), so the same arrays always give the same bytes.
 void write_npz(const std::string& path,
                const std::vector<std::pair<std::string, torch::Tensor>>& arrays);
 

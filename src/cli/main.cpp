@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   cli::add_sample_command(app, global);
   cli::add_md_command(app, global);
   cli::add_ramachandran_command(app, global);
+  cli::add_metrics_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

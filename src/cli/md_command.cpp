@@ -4,6 +4,7 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/io.hpp>
 #include <mintjulep/langevin.hpp>
+#include <mintjulep/metrics.hpp>
 #include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/ramachandran.hpp>
 #include <mintjulep/systems.hpp>
@@ -35,6 +36,7 @@ struct MdCommandOptions {
   double friction = 1.0;
   int64_t report_every = 100;
   int64_t checkpoint_every = 50;  // frames
+  int64_t burn_in = 0;            // frames left out of the autocorrelation report
   int64_t seed = 0;
   bool resume = false;
 };
@@ -72,11 +74,34 @@ void write_arrays(const std::string& path, const Trajectory& traj, const Langevi
   write_npz(path, arrays);
 }
 
+// The integrated autocorrelation time of the energy over the saved frames after --burn-in,
+// in frames and steps, and the effective number of independent configurations it implies.
+void report_autocorrelation(const Trajectory& traj, const MdCommandOptions& opt) {
+  const int64_t frames = static_cast<int64_t>(traj.energies.size()) - opt.burn_in;
+  if (frames < 2) {
+    fmt::print("energy autocorrelation: needs at least 2 frames after --burn-in {}\n", opt.burn_in);
+    return;
+  }
+  auto u = torch::stack(traj.energies).narrow(0, opt.burn_in, frames);
+  if (!(u.std(0) > 0).all().item<bool>()) {
+    fmt::print("energy autocorrelation: a replica's energy is constant over the frames\n");
+    return;
+  }
+  const Autocorrelation ac = autocorrelation(u);
+  fmt::print("energy autocorrelation over frames {}..{}: tau {:.2f} +- {:.2f} frames ({:.0f} steps), "
+             "effective size {:.0f} ({:.1f} per replica)\n",
+             opt.burn_in, opt.burn_in + frames - 1, ac.tau, ac.tau_se, ac.tau * static_cast<double>(opt.report_every),
+             ac.ess, ac.ess_per_replica);
+  if (!ac.long_enough)
+    fmt::print("  fewer than 50 tau frames per replica: tau is unreliable (usually too small); run longer\n");
+}
+
 void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
   apply_global_options(global);
   const torch::Device device = parse_device(global.device);
   check(opt.replicas >= 1, "--replicas must be >= 1");
   check(opt.steps >= 1, "--steps must be >= 1");
+  check(opt.burn_in >= 0, "--burn-in must be >= 0");
   check(opt.report_every >= 1 && opt.checkpoint_every >= 1,
         "--report-every and --checkpoint-every must be >= 1");
   const OutputFiles outputs = resolve_outputs(opt.out, opt.trajectories);
@@ -196,6 +221,7 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print("wrote {} ({} frames x {} replicas) in {:.1f} s\n", outputs.describe(), traj.positions.size(),
              opt.replicas, seconds);
+  report_autocorrelation(traj, opt);
 }
 
 }  // namespace
@@ -223,6 +249,9 @@ void add_md_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--report-every", opt->report_every, "steps between saved frames")->capture_default_str();
   cmd->add_option("--checkpoint-every", opt->checkpoint_every,
                   "frames between atomic rewrites of the .npz")
+      ->capture_default_str();
+  cmd->add_option("--burn-in", opt->burn_in,
+                  "frames left out of the energy autocorrelation report at the end (not of the file)")
       ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_flag("--resume", opt->resume, "continue the run saved in --out (same settings)");

@@ -256,8 +256,12 @@ void write_npz(const std::string& path,
   for (const auto& [name, array] : arrays) {
     buffers.push_back(npy_bytes(array));
     zip_source_t* source = zip_source_buffer(archive, buffers.back().data(), buffers.back().size(), 0);
-    if (source == nullptr || zip_file_add(archive, (name + ".npy").c_str(), source, ZIP_FL_OVERWRITE) < 0) {
-      if (source != nullptr) zip_source_free(source);
+    const zip_int64_t index =
+        source == nullptr ? -1 : zip_file_add(archive, (name + ".npy").c_str(), source, ZIP_FL_OVERWRITE);
+    // A fixed member time stamp (1980-01-01 00:00, the first DOS date) instead of the current
+    // time: the same arrays give the same bytes, so that checksums of results are reproducible.
+    if (index < 0 || zip_file_set_dostime(archive, static_cast<zip_uint64_t>(index), 0, (1 << 5) | 1, 0) < 0) {
+      if (source != nullptr && index < 0) zip_source_free(source);
       zip_discard(archive);
       throw Error(fmt::format("writing '{}' failed while adding '{}'", path, name));
     }
