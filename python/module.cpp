@@ -479,10 +479,11 @@ PYBIND11_MODULE(mintjulep, m) {
       m, "PythonEnergy",
       "An energy defined in Python (slow path: one Python call per batch of positions).\n\n"
       "fn(x) maps float64 positions (B, N, n) to energies (B,) in kT; it must be invariant under\n"
-      "translations (MintJulep anchors one particle at the origin). grad(x), if given, returns\n"
-      "dU/dx (B, N, n); without it gradients are central finite differences of fn with step\n"
-      "fd_step * length_scale (2 N n extra energies per configuration). Second derivatives (the\n"
-      "Hessians of the harmonic prior initialisation) are finite differences of the gradient.\n"
+      "translations, rotations and reflections (MintJulep anchors one particle at the origin and\n"
+      "samples in the frame of two particles). grad(x), if given, returns dU/dx (B, N, n);\n"
+      "without it gradients are central finite differences of fn with step fd_step *\n"
+      "length_scale (2 N n extra energies per configuration). Second derivatives (the Hessians\n"
+      "of the harmonic prior initialisation) are finite differences of the gradient.\n"
       "The annealing path of this energy is U(x) for every t (no soft core).")
       .def(py::init([](py::function fn, int64_t num_particles, int64_t dim, double length_scale,
                        py::object grad, std::string name, double fd_step) {
