@@ -2,7 +2,8 @@
 # Installs every Debian package MintJulep needs to build, test and run. Idempotent.
 # libopenblas0-pthread is required next to libtorch: without it LibTorch falls back to the
 # reference BLAS and every matrix product is ~40x slower. python3-mdtraj (with numpy) reads the
-# PDB, DCD and XYZ files back in the trajectory_readback test. clang and libclang-rt-14-dev
+# PDB, DCD and XYZ files back in the trajectory_readback test. pybind11-dev and python3-dev build
+# the Python module, python3-numpy and python3-pytest run its tests. clang and libclang-rt-14-dev
 # (libFuzzer and the sanitizer runtimes) build the fuzz harnesses (scripts/fuzz.sh).
 set -euo pipefail
 packages=(
@@ -12,6 +13,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libzip-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-mdtraj
+  pybind11-dev python3-dev python3-numpy python3-pytest
   clang libclang-rt-14-dev
 )
 missing=()

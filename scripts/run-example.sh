@@ -2,8 +2,8 @@
 # Installs dependencies, builds, and runs the default example: energies of the built-in
 # systems on the configurations in examples/, then MintJulep on DW-4 end to end (the gaussian
 # Mint prior on the harmonic basins of its minima, then exact MALA annealing, path ESS and
-# log Z on 1e4 samples) and a draw of weighted samples. About 8 minutes on 2 cores after the
-# build.
+# log Z on 1e4 samples) and a draw of weighted samples, and the DW-4 energies again through the
+# Python module. About 8 minutes on 2 cores after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -20,3 +20,9 @@ echo "== MintJulep on DW-4 (configs/dw4.toml)"
 "$bin" sample runs/dw4-example --num-samples 2000 --out runs/dw4-example/samples.npz
 echo "== metrics: runs/dw4-example/metrics.json"
 cat runs/dw4-example/metrics.json
+python_dir=$(cd "${BUILD_DIR:-build}" && pwd)/python
+if [ -d "$python_dir" ]; then
+  echo "== the DW-4 energies from Python (examples/python/dw4_energies.py)"
+  PYTHONPATH="$python_dir" /usr/bin/python3 examples/python/dw4_energies.py
+  echo "== the Python module: export PYTHONPATH=$python_dir"
+fi

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 1200 -j "$(nproc)")
+if [ -d "${BUILD_DIR:-build}/python" ]; then
+  echo "the Python module: export PYTHONPATH=$(cd "${BUILD_DIR:-build}" && pwd)/python"
+fi
 if [ "${FUZZ_SECONDS:-20}" -gt 0 ]; then
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
