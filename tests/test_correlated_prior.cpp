@@ -73,14 +73,8 @@ TEST_P(GaussianPriorCases, DensityIntegratesToOne) {
   // E_p[q/p] over a wide Gaussian p = N(0, s^2 I); 1 within 3 standard errors.
   const auto c = GetParam();
   auto prior = make_gaussian_prior(c.num_free, c.dim, 3, 2);
-  torch::manual_seed(3);
-  const int64_t count = 400000;
-  const double s = 0.8;
-  auto y = s * torch::randn({count, c.num_free, c.dim}, f64);
-  const double dof = static_cast<double>(c.num_free * c.dim);
-  auto log_p = -0.5 * y.pow(2).sum({1, 2}) / (s * s) - dof * (0.5 * std::log(2 * kPi) + std::log(s));
-  torch::NoGradGuard no_grad;
-  auto ratio = torch::exp(prior->log_prob(y) - log_p);
+  auto ratio = testing::ratios_to_wide_gaussian([&](const torch::Tensor& y) { return prior->log_prob(y); },
+                                                400000, c.num_free, c.dim, 0.8, 3);
   EXPECT_TRUE(testing::mean_is_one(ratio, 0.05));
 }
 
@@ -296,14 +290,8 @@ TEST_P(PermutationSymmetryCases, DensityIntegratesToOne) {
   // Relabelling moves the anchor; the map of y must keep volumes for the average to stay normalised.
   const auto c = GetParam();
   auto prior = permutation_prior(c.num_free, c.dim, true, 62);
-  torch::manual_seed(63);
-  const int64_t count = 100000;
-  const double s = 0.8;
-  auto y = s * torch::randn({count, c.num_free, c.dim}, f64);
-  const double dof = static_cast<double>(c.num_free * c.dim);
-  auto log_p = -0.5 * y.pow(2).sum({1, 2}) / (s * s) - dof * (0.5 * std::log(2 * kPi) + std::log(s));
-  torch::NoGradGuard no_grad;
-  auto ratio = torch::exp(prior->log_prob(y) - log_p);
+  auto ratio = testing::ratios_to_wide_gaussian([&](const torch::Tensor& y) { return prior->log_prob(y); },
+                                                100000, c.num_free, c.dim, 0.8, 63);
   EXPECT_TRUE(testing::mean_is_one(ratio, 0.05));
 }
 

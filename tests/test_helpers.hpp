@@ -38,6 +38,18 @@ inline torch::Tensor random_orthogonal(int64_t dim, bool reflect, uint64_t seed)
   return q;
 }
 
+// Draws `count` configurations y ~ p = N(0, s^2 I) of shape (count, M, n) (seeded) and returns
+// the ratios q(y) / p(y), whose mean is 1 when log_q is a normalised density that p covers.
+template <class LogQ>
+torch::Tensor ratios_to_wide_gaussian(LogQ&& log_q, int64_t count, int64_t M, int64_t n, double s, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto y = s * torch::randn({count, M, n}, torch::kFloat64);
+  const double dof = static_cast<double>(M * n);
+  auto log_p = -0.5 * y.pow(2).sum({1, 2}) / (s * s) - dof * (0.5 * std::log(2 * 3.14159265358979323846) + std::log(s));
+  torch::NoGradGuard no_grad;
+  return torch::exp(log_q(y) - log_p);
+}
+
 // Monte Carlo check of E[ratio] = 1 (a normalisation, or E_q[q'/q] for a sampler): the mean
 // must be 1 within 3 standard errors, and the standard error below max_se so that the check
 // has power.

@@ -155,6 +155,7 @@ class MintPriorImpl : public torch::nn::Module {
   torch::Tensor mixture_sample(const torch::Tensor& k);
   void setup_symmetries();
   torch::Tensor relabel(const torch::Tensor& y, const torch::Tensor& perms) const;  // (P, B, M, n)
+  torch::Tensor with_anchor(const torch::Tensor& y) const;                         // (B, N, n)
 
   MintPriorOptions options_;
   torch::Tensor order_, inverse_order_;  // frame rows first, and back

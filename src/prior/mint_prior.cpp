@@ -245,13 +245,19 @@ void MintPriorImpl::setup_symmetries() {
   free_rows_ = torch::tensor(rows, torch::kLong);
 }
 
+torch::Tensor MintPriorImpl::with_anchor(const torch::Tensor& y) const {
+  // (B, M, n) -> (B, N, n): the anchor's row (zeros) put back at its particle index.
+  const int64_t B = y.size(0), n = y.size(2), anchor = options_.anchor;
+  return torch::cat({y.narrow(1, 0, anchor), torch::zeros({B, 1, n}, y.options()),
+                     y.narrow(1, anchor, y.size(1) - anchor)}, 1);
+}
+
 torch::Tensor MintPriorImpl::relabel(const torch::Tensor& y, const torch::Tensor& perms) const {
   // y (B, M, n) -> full positions with the anchor at the origin -> particles relabelled by each
   // of perms (P, N) -> anchored again on the particle now labelled as the anchor: (P, B, M, n).
   // A linear map of y with determinant +-1, so q(g y) is a normalised density for each g.
   const int64_t B = y.size(0), n = y.size(2), N = perms.size(1), P = perms.size(0), anchor = options_.anchor;
-  auto x = torch::cat({y.narrow(1, 0, anchor), torch::zeros({B, 1, n}, y.options()), y.narrow(1, anchor, N - 1 - anchor)}, 1);
-  auto xg = x.index_select(1, perms.flatten()).view({B, P, N, n}).transpose(0, 1);
+  auto xg = with_anchor(y).index_select(1, perms.flatten()).view({B, P, N, n}).transpose(0, 1);
   return (xg - xg.narrow(2, anchor, 1)).index_select(2, free_rows_.to(y.device()));
 }
 
@@ -412,10 +418,9 @@ torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
   if (!symmetries_.defined()) return y;
   // A uniformly random relabelling of each draw: a sample of 1/|G| sum_g q(g y) (G is a group).
   const auto perms = symmetries_.to(y.device());
-  const int64_t B = y.size(0), n = y.size(2), N = perms.size(1), anchor = options_.anchor;
+  const int64_t B = y.size(0), n = y.size(2), anchor = options_.anchor;
   auto g = torch::randint(0, perms.size(0), {B}, torch::TensorOptions().dtype(torch::kLong).device(y.device()));
-  auto x = torch::cat({y.narrow(1, 0, anchor), torch::zeros({B, 1, n}, y.options()), y.narrow(1, anchor, N - 1 - anchor)}, 1);
-  auto xg = x.gather(1, perms.index_select(0, g).unsqueeze(-1).expand({-1, -1, n}));
+  auto xg = with_anchor(y).gather(1, perms.index_select(0, g).unsqueeze(-1).expand({-1, -1, n}));
   return (xg - xg.narrow(1, anchor, 1)).index_select(1, free_rows_.to(y.device()));
 }
 
