@@ -148,7 +148,7 @@ class MintPriorImpl : public torch::nn::Module {
   void set_internal_components(const torch::Tensor& means, const torch::Tensor& precisions,
                                const torch::Tensor& log_weights);
   torch::Tensor draw_gaussian(const torch::Tensor& k);  // m_k + U_k^-1 e, (B, D)
-  // log q averaged over the rotor relabellings, and the plain mixture's log q and samples
+  // log q averaged over the relabellings in `symmetries`, and the plain mixture's log q and samples
   // (path: the softened path end, see path_log_prob).
   torch::Tensor symmetrised_log_prob(const torch::Tensor& y, bool path);
   torch::Tensor mixture_log_prob(const torch::Tensor& y, bool path);
