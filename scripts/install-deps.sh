@@ -4,7 +4,8 @@
 # reference BLAS and every matrix product is ~40x slower. python3-mdtraj (with numpy) reads the
 # PDB, DCD and XYZ files back in the trajectory_readback test. pybind11-dev and python3-dev build
 # the Python module, python3-numpy and python3-pytest run its tests. clang and libclang-rt-14-dev
-# (libFuzzer and the sanitizer runtimes) build the fuzz harnesses (scripts/fuzz.sh).
+# (libFuzzer and the sanitizer runtimes) build the fuzz harnesses (scripts/fuzz.sh). gnuplot-nox
+# draws the figures (scripts/make-figures.sh, scripts/plot-equal-time.sh).
 set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
@@ -15,6 +16,7 @@ packages=(
   python3-mdtraj
   pybind11-dev python3-dev python3-numpy python3-pytest
   clang libclang-rt-14-dev
+  gnuplot-nox
 )
 missing=()
 for p in "${packages[@]}"; do
