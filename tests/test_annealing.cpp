@@ -3,9 +3,12 @@
 #include <mintjulep/annealing.hpp>
 #include <mintjulep/egnn.hpp>
 #include <mintjulep/error.hpp>
+#include <mintjulep/estimators.hpp>
 #include <mintjulep/julep.hpp>
 #include <mintjulep/julep_training.hpp>
 #include <mintjulep/mint_prior.hpp>
+#include <mintjulep/mint_training.hpp>
+#include <mintjulep/systems.hpp>
 
 #include <gtest/gtest.h>
 
@@ -267,6 +270,161 @@ TEST(Annealing, JulepAisThroughAnnealIsSampleJulepAndSmcWithoutResamplingMatches
   o.method = "mala";
   o.moves = 0;
   EXPECT_THROW(anneal(o, s.sampler->prior(), *s.energy, nullptr, 10, 1), Error);
+}
+
+
+// Numerical faults injected into a well-behaved target: inside a region of the second particle's
+// first coordinate (y_00 > threshold) and for path times in [t_lo, t_hi], the energy becomes
+// `fault` (NaN: not evaluable; -inf: log w overflows to +inf).
+class FaultyEnergy : public Energy {
+ public:
+  FaultyEnergy(std::shared_ptr<const Energy> base, double threshold, double t_lo, double t_hi, double fault)
+      : base_(std::move(base)), threshold_(threshold), t_lo_(t_lo), t_hi_(t_hi), fault_(fault) {}
+  std::string name() const override { return "faulty"; }
+  int64_t num_particles() const override { return base_->num_particles(); }
+  int64_t dim() const override { return base_->dim(); }
+  double length_scale() const override { return base_->length_scale(); }
+  torch::Tensor energy(const torch::Tensor& x, double t) const override {
+    auto v = base_->energy(x, t);
+    if (t < t_lo_ || t > t_hi_) return v;
+    auto in_region = (x.select(1, 1).select(1, 0) - x.select(1, 0).select(1, 0)) > threshold_;
+    return torch::where(in_region, torch::full_like(v, fault_), v);
+  }
+
+ private:
+  std::shared_ptr<const Energy> base_;
+  double threshold_, t_lo_, t_hi_, fault_;
+};
+
+std::shared_ptr<AnisotropicGaussian> fault_test_target() {
+  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  return std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
+}
+
+AnnealOptions fault_test_options(const std::string& method) {
+  AnnealOptions o;
+  o.method = method;
+  o.steps = 10;
+  o.step_size = 0.05;
+  o.pilot = 0;
+  o.chunk = 2000;
+  o.resample_threshold = 0.99;  // SMC resamples at almost every step
+  return o;
+}
+
+TEST(NumericalFaults, SummaryCountsEachCauseAndDescribesIt) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  auto s = summarize_log_weights(torch::tensor({0.0, nan, inf, -inf, -inf, std::log(3.0)}, f64));
+  EXPECT_EQ(s.num_samples, 6);
+  EXPECT_EQ(s.num_finite, 2);
+  EXPECT_EQ(s.num_nan, 1);
+  EXPECT_EQ(s.num_overflow, 1);
+  EXPECT_EQ(s.num_zero, 2);
+  EXPECT_NEAR(s.log_z, std::log(4.0 / 6.0), 1e-15);  // w = (1, 0, 0, 0, 0, 3)
+  EXPECT_EQ(describe_dropped_weights(s),
+            "4 of 6 weights dropped (weight 0): 1 NaN (energy or density not evaluable), 1 +inf (log w "
+            "overflow), 2 -inf (infinite energy)");
+  EXPECT_EQ(describe_dropped_weights(summarize_log_weights(torch::zeros({5}, f64))), "all 5 weights finite");
+}
+
+TEST(NumericalFaults, NanEnergyMidTrajectoryDropsOnlyThoseChains) {
+  auto target = fault_test_target();
+  auto faulty = std::make_shared<FaultyEnergy>(target, 2.3, 0.45, 0.55, std::nan(""));
+  auto prior = prior_on(torch::tensor({{{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}}, f64), 3.0, 0.4);
+  for (const std::string method : {"mala", "smc-mala"}) {
+    SCOPED_TRACE(method);
+    auto r = anneal(fault_test_options(method), prior, AnchoredEnergy(faulty, 0), nullptr, 2000, 3);
+    // Chains inside the region at t = 0.5 (about a fifth of them) lose their weight, counted.
+    EXPECT_GT(r.num_nan, 40);
+    EXPECT_LT(r.num_nan, 1000);
+    EXPECT_FALSE(torch::isnan(r.log_w).any().item<bool>() && method == "smc-mala");
+    if (method == "mala") {
+      EXPECT_EQ(r.num_nan, torch::isnan(r.log_w).sum().item<int64_t>());
+      EXPECT_EQ(r.num_non_finite, r.num_nan);
+    }
+    EXPECT_TRUE(std::isfinite(r.log_z));
+    EXPECT_TRUE(std::isfinite(r.ess));
+    EXPECT_GT(r.ess, 0.0);
+    EXPECT_EQ(r.num_overflow, 0);
+    // The fault removes mass, never adds it: log Z_hat is not above the fault-free target's by
+    // more than noise (the fault-free run with the same seed).
+    auto clean = anneal(fault_test_options(method), prior, AnchoredEnergy(target, 0), nullptr, 2000, 3);
+    EXPECT_EQ(clean.num_nan, 0);
+    EXPECT_LT(r.log_z, clean.log_z + 0.05);
+  }
+}
+
+TEST(NumericalFaults, OverflowInLogWeightIsCountedAndWeighsNothing) {
+  auto target = fault_test_target();
+  // U = -inf at the end of the path: log w = +inf for the chains there.
+  auto faulty = std::make_shared<FaultyEnergy>(target, 2.3, 1.0, 1.0, -std::numeric_limits<double>::infinity());
+  auto prior = prior_on(torch::tensor({{{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}}, f64), 3.0, 0.4);
+  for (const std::string method : {"mala", "smc-mala"}) {
+    SCOPED_TRACE(method);
+    auto r = anneal(fault_test_options(method), prior, AnchoredEnergy(faulty, 0), nullptr, 2000, 5);
+    EXPECT_GT(r.num_overflow, 40);
+    EXPECT_EQ(r.num_nan, 0);
+    EXPECT_TRUE(std::isfinite(r.log_z));
+    EXPECT_TRUE(std::isfinite(r.ess));
+    EXPECT_GT(r.ess, 0.0);
+    EXPECT_EQ(r.num_non_finite, torch::isfinite(r.log_w).logical_not().sum().item<int64_t>());
+  }
+  // Prior draws: log w = -U - log q = +inf there, dropped the same way.
+  torch::manual_seed(2);
+  auto log_w = prior_log_weights(prior, AnchoredEnergy(faulty, 0), 4000, 1000);
+  auto s = summarize_log_weights(log_w);
+  EXPECT_GT(s.num_overflow, 80);
+  EXPECT_EQ(s.num_overflow + s.num_finite, 4000);
+  EXPECT_TRUE(std::isfinite(s.log_z));
+}
+
+TEST(NumericalFaults, OverlappingParticlesHaveInfiniteEnergyAndZeroWeight) {
+  for (const std::string name : {"lj13", "lj13-half", "dw4"}) {
+    SCOPED_TRACE(name);
+    auto energy = make_system(name);
+    torch::manual_seed(0);
+    auto x = 2.0 * torch::randn({2, energy->num_particles(), energy->dim()}, f64);
+    x.select(0, 1).select(0, 1).copy_(x.select(0, 1).select(0, 0));  // sample 1: particles 0 and 1 coincide
+    auto u = energy->energy(x, 1.0);
+    EXPECT_TRUE(std::isfinite(u[0].item<double>()));
+    if (name == "dw4") {
+      EXPECT_TRUE(std::isfinite(u[1].item<double>()));  // a soft pair potential
+    } else {
+      EXPECT_EQ(u[1].item<double>(), std::numeric_limits<double>::infinity());
+      // -inf log w, a true zero weight, not a NaN; the soft-core path stays finite before t = 1.
+      auto s = summarize_log_weights(-u);
+      EXPECT_EQ(s.num_zero, 1);
+      EXPECT_EQ(s.num_nan, 0);
+      EXPECT_TRUE(std::isfinite(energy->energy(x, 0.5)[1].item<double>()));
+    }
+  }
+}
+
+TEST(NumericalFaults, ACollapsedPriorComponentGivesNoNanInTheEstimates) {
+  auto target = fault_test_target();
+  auto centres = torch::tensor({{{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, {{2.1, 0.1}, {0.1, 2.1}, {-1.4, -1.4}}}, f64);
+  auto prior = prior_on(centres, 3.0, 0.4);
+  {
+    torch::NoGradGuard no_grad;
+    prior->log_sigma[1].fill_(-300.0);  // the second component's radial widths collapse to 1e-130
+    prior->log_kappa[1].fill_(300.0);   // and its directions to a point
+  }
+  AnchoredEnergy energy(target, 0);
+  torch::manual_seed(4);
+  auto log_w = prior_log_weights(prior, energy, 4000, 1000);
+  auto s = summarize_log_weights(log_w);
+  EXPECT_EQ(s.num_nan, 0);
+  EXPECT_EQ(s.num_overflow, 0);
+  EXPECT_TRUE(std::isfinite(s.log_z));
+  EXPECT_GT(s.num_finite, 1000);  // the healthy component's draws keep their weights
+  for (const std::string method : {"mala", "smc-mala"}) {
+    SCOPED_TRACE(method);
+    auto r = anneal(fault_test_options(method), prior, energy, nullptr, 2000, 6);
+    EXPECT_EQ(r.num_nan, 0);
+    EXPECT_EQ(r.num_overflow, 0);
+    EXPECT_TRUE(std::isfinite(r.log_z));
+    EXPECT_GT(r.ess, 0.0);
+  }
 }
 
 }  // namespace

@@ -53,7 +53,10 @@ struct AnnealResult {
   torch::Tensor log_w;
   double log_z = 0;
   double ess = 0;       // normalised ESS of log_w: the path ESS for AIS, SMC's final ESS for SMC
-  int64_t num_non_finite = 0;
+  int64_t num_non_finite = 0;            // final log w not finite (weight 0)
+  // Trajectories whose log w became NaN (an energy, gradient or density that could not be
+  // evaluated) or +inf (overflow), at the end or, for SMC, at a resampling step; each weighs 0.
+  int64_t num_nan = 0, num_overflow = 0;
   int64_t resampling_events = 0;          // summed over chunks
   int64_t steps = 0;                      // T
   std::vector<double> acceptance;         // MALA: per temperature j = 1..T, mean over chains and moves

@@ -117,6 +117,11 @@ struct Samples {
   double ess = 0;           // normalised ESS (path ESS; SMC: the final ESS)
   double log_z = 0;         // log mean w
   int64_t num_non_finite = 0;
+  // Trajectories whose log w became NaN (an energy, gradient or density that could not be
+  // evaluated) or +inf (overflow; SMC: also those zeroed at a resampling step), and final
+  // log w = -inf (an infinite energy). All weigh 0 in every estimate.
+  int64_t num_nan = 0, num_overflow = 0, num_zero = 0;
+  std::string dropped;      // one phrase for logs, e.g. "all 2000 weights finite"
   bool smc = false;         // the method resamples
   double seconds = 0;
 };

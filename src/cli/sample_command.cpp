@@ -78,9 +78,9 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   };
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
-  fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {} non-finite weights, {:.1f} s, {} threads\n",
+  fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {}, {:.1f} s, {} threads\n",
              opt.count, samples.smc ? "SMC final ESS" : "path ESS", 100 * samples.ess, samples.log_z,
-             samples.num_non_finite, samples.seconds, at::get_num_threads());
+             samples.dropped, samples.seconds, at::get_num_threads());
 
   std::vector<std::pair<std::string, torch::Tensor>> arrays;
   std::vector<std::string> labels;

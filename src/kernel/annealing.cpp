@@ -65,15 +65,24 @@ double normalised_ess(const torch::Tensor& log_w) {
   return std::exp(2 * lse - lse2) / static_cast<double>(log_w.size(0));
 }
 
-torch::Tensor sanitize(const torch::Tensor& log_w) {
-  return torch::where(torch::isfinite(log_w), log_w,
-                      torch::full_like(log_w, -std::numeric_limits<double>::infinity()));
+// Trajectories set to weight zero because their log w became NaN or +inf.
+struct Dropped {
+  int64_t nan = 0, overflow = 0;
+};
+
+// NaN and +inf log w become -inf (weight zero), counted in `dropped`.
+torch::Tensor sanitize(const torch::Tensor& log_w, Dropped& dropped) {
+  auto finite = torch::isfinite(log_w);
+  if (finite.all().item<bool>()) return log_w;
+  dropped.nan += torch::isnan(log_w).sum().item<int64_t>();
+  dropped.overflow += (log_w == std::numeric_limits<double>::infinity()).sum().item<int64_t>();
+  return torch::where(finite, log_w, torch::full_like(log_w, -std::numeric_limits<double>::infinity()));
 }
 
 // Resamples when due; returns the indices (undefined when not resampled) and adds to log_z.
 torch::Tensor maybe_resample(torch::Tensor& log_w, double threshold, double& log_z, int64_t& events,
-                             std::mt19937_64& rng) {
-  log_w = sanitize(log_w);
+                             Dropped& dropped, std::mt19937_64& rng) {
+  log_w = sanitize(log_w, dropped);
   const double ess = normalised_ess(log_w);
   if (!(ess < threshold)) return {};  // also skips all-zero weights (NaN)
   const double lse = torch::logsumexp(log_w, 0).item<double>();
@@ -133,6 +142,7 @@ double mala_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& 
 struct ChunkResult {
   torch::Tensor y, log_w;
   int64_t resampling_events = 0;
+  Dropped dropped;                 // SMC: set to weight zero before a resampling or at the end
   std::vector<double> acceptance;  // per temperature
 };
 
@@ -156,10 +166,11 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
     const double t = static_cast<double>(j) / static_cast<double>(T);
     auto next = potential(prior, energy, y, t);
     // j = 1: -U_{t_1}(y_0) - log q(y_0); later: U_{t_{j-1}}(y_{j-1}) - U_{t_j}(y_{j-1}).
-    log_w = j == 1 ? log_w - next.u : log_w + (cur.u - next.u);
+    // A weight that is already exactly zero (-inf) stays zero, whatever the increment.
+    log_w = j == 1 ? log_w - next.u : torch::where(torch::isneginf(log_w), log_w, log_w + (cur.u - next.u));
     cur = next;
     if (resample && j < T) {
-      auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, rng);
+      auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, out.dropped, rng);
       if (index.defined()) {
         y = y.index_select(0, index);
         cur.u = cur.u.index_select(0, index);
@@ -179,7 +190,7 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
     }
   }
   out.y = y;
-  out.log_w = (resample ? sanitize(log_w) : log_w) + log_z;
+  out.log_w = (resample ? sanitize(log_w, out.dropped) : log_w) + log_z;
   return out;
 }
 
@@ -209,10 +220,10 @@ ChunkResult run_julep_chunk(JulepSampler& kernel, const AnnealOptions& o, int64_
     auto increment = kernel->advance(state, times, j, {}, /*potential=*/true);
     torch::NoGradGuard no_grad;
     auto next_gamma = -state.point.u;
-    log_w = log_w + increment + (next_gamma - log_gamma);
+    log_w = torch::where(torch::isneginf(log_w), log_w, log_w + increment + (next_gamma - log_gamma));
     log_gamma = next_gamma;
     if (j < T) {
-      auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, rng);
+      auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, out.dropped, rng);
       if (index.defined()) {
         state = state.index_select(index);
         log_gamma = log_gamma.index_select(0, index);
@@ -220,7 +231,7 @@ ChunkResult run_julep_chunk(JulepSampler& kernel, const AnnealOptions& o, int64_
     }
   }
   out.y = state.y.detach();
-  out.log_w = sanitize(log_w) + log_z;
+  out.log_w = sanitize(log_w, out.dropped) + log_z;
   return out;
 }
 
@@ -273,6 +284,8 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
     ys.push_back(chunk.y);
     log_ws.push_back(chunk.log_w);
     result.resampling_events += chunk.resampling_events;
+    result.num_nan += chunk.dropped.nan;
+    result.num_overflow += chunk.dropped.overflow;
     done += b;
     if (progress) progress(done, count);
   }
@@ -282,6 +295,8 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
   result.log_z = summary.log_z;
   result.ess = summary.ess;
   result.num_non_finite = summary.num_samples - summary.num_finite;
+  result.num_nan += summary.num_nan;
+  result.num_overflow += summary.num_overflow;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -4,6 +4,7 @@
 #include "model/run_model.hpp"
 
 #include <mintjulep/error.hpp>
+#include <mintjulep/estimators.hpp>
 #include <mintjulep/harmonic_prior.hpp>
 #include <mintjulep/minimize.hpp>
 #include <mintjulep/molecular_energy.hpp>
@@ -215,11 +216,16 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   });
   double mean_acceptance = 0;
   for (double a : r.acceptance) mean_acceptance += a / static_cast<double>(r.acceptance.size());
-  model.log(fmt::format("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {} non-finite "
-             "weights{}, {:.1f} s\n",
+  auto weights = summarize_log_weights(r.log_w);
+  std::string dropped = describe_dropped_weights(weights);
+  if (r.num_nan > weights.num_nan || r.num_overflow > weights.num_overflow)
+    dropped += fmt::format("; at resampling steps {} NaN and {} +inf log w were set to 0",
+                           r.num_nan - weights.num_nan, r.num_overflow - weights.num_overflow);
+  model.log(fmt::format("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {}{}, "
+             "{:.1f} s\n",
              what, r.steps, mala ? fmt::format(", {} moves per temperature", options.moves) : "",
              smc ? "SMC final ESS" : "path ESS", 100 * r.ess, count, r.log_z, r.resampling_events,
-             r.num_non_finite, mala ? fmt::format(", MALA acceptance {:.3f}", mean_acceptance) : "",
+             dropped, mala ? fmt::format(", MALA acceptance {:.3f}", mean_acceptance) : "",
              r.seconds));
   nlohmann::json j = {{"method", options.method},
                       {"steps", r.steps},
@@ -227,6 +233,9 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
                       {"log_z", r.log_z},
                       {"resampling_events", r.resampling_events},
                       {"non_finite", r.num_non_finite},
+                      {"dropped_nan", r.num_nan},
+                      {"dropped_overflow", r.num_overflow},
+                      {"zero_weight", weights.num_zero},
                       {"seconds", r.seconds}};
   // Two different quantities: the path ESS of runs without resampling (the paper's), and the
   // normalised ESS of SMC's final weights.

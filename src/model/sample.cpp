@@ -24,6 +24,7 @@ Samples sample(Model& model, const SamplingOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
   torch::manual_seed(opt.seed);
   torch::Tensor y, log_w;
+  int64_t run_nan = -1, run_overflow = -1;  // annealing: counted during the run (SMC resamplings)
   if (opt.method == "prior") {
     // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples.
     std::vector<torch::Tensor> parts;
@@ -47,6 +48,8 @@ Samples sample(Model& model, const SamplingOptions& opt) {
     run_annealing(model, anneal, opt.count, opt.seed, &result);
     y = result.y;
     log_w = result.log_w;
+    run_nan = result.num_nan;
+    run_overflow = result.num_overflow;
   }
   std::vector<torch::Tensor> energies;
   for (int64_t i = 0; i < opt.count; i += opt.chunk) {
@@ -63,6 +66,13 @@ Samples sample(Model& model, const SamplingOptions& opt) {
   s.ess = summary.ess;
   s.log_z = summary.log_z;
   s.num_non_finite = summary.num_samples - summary.num_finite;
+  s.num_nan = std::max(summary.num_nan, run_nan);
+  s.num_overflow = std::max(summary.num_overflow, run_overflow);
+  s.num_zero = summary.num_zero;
+  s.dropped = describe_dropped_weights(summary);
+  if (s.num_nan > summary.num_nan || s.num_overflow > summary.num_overflow)
+    s.dropped += fmt::format("; at resampling steps {} NaN and {} +inf log w were set to 0",
+                             s.num_nan - summary.num_nan, s.num_overflow - summary.num_overflow);
   s.smc = !opt.method.empty() && opt.method != "prior" && anneal_method_resamples(opt.method);
   return s;
 }

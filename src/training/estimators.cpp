@@ -1,7 +1,11 @@
 #include <mintjulep/estimators.hpp>
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace mintjulep {
 
@@ -11,6 +15,9 @@ ImportanceSummary summarize_log_weights(const torch::Tensor& log_w) {
   s.num_samples = lw.numel();
   auto finite = torch::isfinite(lw);
   s.num_finite = finite.sum().item<int64_t>();
+  s.num_nan = torch::isnan(lw).sum().item<int64_t>();
+  s.num_overflow = (lw == std::numeric_limits<double>::infinity()).sum().item<int64_t>();
+  s.num_zero = s.num_samples - s.num_finite - s.num_nan - s.num_overflow;
   if (s.num_finite == 0) {
     s.log_z = -std::numeric_limits<double>::infinity();
     return s;
@@ -22,6 +29,16 @@ ImportanceSummary summarize_log_weights(const torch::Tensor& log_w) {
   s.ess = std::exp(2 * lse - lse2) / static_cast<double>(s.num_samples);
   s.log_z = lse - std::log(static_cast<double>(s.num_samples));
   return s;
+}
+
+std::string describe_dropped_weights(const ImportanceSummary& s) {
+  const int64_t dropped = s.num_samples - s.num_finite;
+  if (dropped == 0) return fmt::format("all {} weights finite", s.num_samples);
+  std::vector<std::string> causes;
+  if (s.num_nan > 0) causes.push_back(fmt::format("{} NaN (energy or density not evaluable)", s.num_nan));
+  if (s.num_overflow > 0) causes.push_back(fmt::format("{} +inf (log w overflow)", s.num_overflow));
+  if (s.num_zero > 0) causes.push_back(fmt::format("{} -inf (infinite energy)", s.num_zero));
+  return fmt::format("{} of {} weights dropped (weight 0): {}", dropped, s.num_samples, fmt::join(causes, ", "));
 }
 
 }  // namespace mintjulep
