@@ -274,7 +274,8 @@ std::optional<json> reusable(const Grid& grid, const Cell& c) {
   auto m = read_json(c.folder / "metrics.json");
   if (!m || m->value("status", "") != "done") return std::nullopt;
   if (m->value("system", "") != c.system->name || m->value("method", "") != c.method ||
-      m->value("seed", int64_t{-1}) != c.seed || m->value("num_samples", int64_t{-1}) != *c.system->budget.samples)
+      m->value("seed", int64_t{-1}) != c.seed || m->value("num_samples", int64_t{-1}) != *c.system->budget.samples ||
+      m->value("reference", "") != c.system->reference)
     return std::nullopt;
   if (!same_text(c.folder / "run" / "config.toml", grid.config_texts.at(pair_name(c.system->name, c.seed))))
     return std::nullopt;
@@ -470,11 +471,16 @@ std::string markdown(const Grid& grid, const json& results) {
       auto mean_or_dash = [&](const std::vector<double>& v, int digits) {
         return v.empty() ? std::string("-") : number(stats(v).mean, digits);
       };
-      md += fmt::format("| {} | {} | {}/{} | {} | {} +- {} | {} +- {} ({} to {}) | {} | {} | {} | {} | {} | {} |\n",
-                        s.name, name, ess.size(), plan.seeds.size(), count, number(e.mean, 2), number(e.sd, 2),
-                        number(z.mean, 4), number(z.sd, 4), number(z.min, 4), number(z.max, 4),
-                        mean_or_dash(se, 4), mean_or_dash(w1, 4), mean_or_dash(w2, 4), mean_or_dash(dw2, 4),
-                        mean_or_dash(train, 1), mean_or_dash(samp, 1));
+      // One seed has no spread to show.
+      const std::string ess_text =
+          e.n > 1 ? fmt::format("{} +- {}", number(e.mean, 2), number(e.sd, 2)) : number(e.mean, 2);
+      const std::string log_z_text =
+          z.n > 1 ? fmt::format("{} +- {} ({} to {})", number(z.mean, 4), number(z.sd, 4), number(z.min, 4),
+                                number(z.max, 4))
+                  : number(z.mean, 4);
+      md += fmt::format("| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", s.name, name, ess.size(),
+                        plan.seeds.size(), count, ess_text, log_z_text, mean_or_dash(se, 4), mean_or_dash(w1, 4),
+                        mean_or_dash(w2, 4), mean_or_dash(dw2, 4), mean_or_dash(train, 1), mean_or_dash(samp, 1));
     }
   }
   md += "\nESS: mean +- sd over the seeds done (prior: of the prior draws; ais-*, julep: path ESS; * smc-*: ESS "
@@ -582,6 +588,11 @@ BenchSettings load_bench_settings(const std::string& path) {
       s.keep_samples = *v;
     } else if (read_budget_key(key, node, where, path, s.overrides)) {
     } else if (node.is_table()) {  // [bench.SYSTEM]
+      try {
+        make_system(key);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: [bench.{}]: {}", path, key, e.what()));
+      }
       BenchSystemSettings& sys = s.per_system[key];
       for (const auto& [sub_view, sub] : *node.as_table()) {
         const std::string sub_key(sub_view.str());

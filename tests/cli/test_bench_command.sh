@@ -159,5 +159,7 @@ expect_error "few samples" "bench system dw4: samples must be >= 2, got 1" \
   bench --systems dw4 --config "dw4=$work/tiny.toml" --samples 1 --out "$work/x"
 printf '[bench]\nsystem = ["dw4"]\n' >"$work/bad.toml"
 expect_error "unknown bench key" "unknown key 'system' in [bench]" bench "$work/bad.toml" --out "$work/x"
+printf '[bench]\n[bench.dw5]\nsamples = 10\n' >"$work/bad2.toml"
+expect_error "unknown system table" "[bench.dw5]: unknown system 'dw5'" bench "$work/bad2.toml" --out "$work/x"
 [ -e "$work/x" ] && fail "bad input created the output folder"
 finish test_bench_command
