@@ -145,6 +145,23 @@ assert c["method"] == "prior" and c["seed"] == 3 and c["num_samples"] == 120 and
 assert c["ess_kind"] == "prior" and r["systems"][0]["steps"] == 3, r
 PY
 
+# A cell that fails is recorded and the grid goes on; the command then exits 1 with one line.
+mkdir -p "$work/g" && touch "$work/g/dw4-prior-s1"  # a file where the cell's folder should be
+"$bin" bench --systems dw4 --methods prior --seeds 0,1 --config "dw4=$work/tiny.toml" --samples 100 --out "$work/g" \
+  --threads 1 >"$work/fail.out" 2>"$work/fail.err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "a failed cell: exit code $rc, expected 1"
+[ "$(wc -l <"$work/fail.err")" -eq 1 ] && grep -q "1 of 2 bench cells failed" "$work/fail.err" ||
+  fail "a failed cell: stderr $(cat "$work/fail.err")"
+grep -q "^\[2/2\] dw4 prior seed 1: failed: " "$work/fail.out" || fail "no failed line: $(cat "$work/fail.out")"
+python3 - "$work/g" <<'PY' || fail "failed cell results: $(cat "$work/g/results.md")"
+import json, sys
+r = json.load(open(sys.argv[1] + "/results.json"))
+assert [c["status"] for c in r["cells"]] == ["done", "failed"] and r["cells"][1]["error"], r["cells"]
+md = open(sys.argv[1] + "/results.md").read()
+assert "1 done, 1 failed, 0 pending" in md and "- dw4 prior seed 1: " in md and "| dw4 | prior | 1/2 | 100 |" in md, md
+PY
+
 # Bad input: one line, exit 2, no output folder.
 expect_error "unknown method" "unknown bench method 'hmc'; use prior, ais-ula, ais-mala, smc-mala, julep, smc-julep" \
   bench --methods ais-mala,hmc --systems dw4 --out "$work/x"
