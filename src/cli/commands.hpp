@@ -16,6 +16,7 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global);
 void add_md_command(CLI::App& app, const GlobalOptions& global);
 void add_ramachandran_command(CLI::App& app, const GlobalOptions& global);
 void add_metrics_command(CLI::App& app, const GlobalOptions& global);
+void add_bench_command(CLI::App& app, const GlobalOptions& global);
 
 // Applies --threads and checks --device; returns the torch device string to use.
 void apply_global_options(const GlobalOptions& global);

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   cli::add_md_command(app, global);
   cli::add_ramachandran_command(app, global);
   cli::add_metrics_command(app, global);
+  cli::add_bench_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,6 +13,7 @@
 #include <limits>
 #include <set>
 
+#include "config/toml_text.hpp"
 #include "core/printable.hpp"
 
 namespace mintjulep {
@@ -84,6 +85,8 @@ class Table {
   std::set<std::string> known_;
 };
 
+}  // namespace
+
 // toml++ 3.3 (Debian 12) reaches __builtin_unreachable in its Unicode whitespace test for
 // some non-ASCII characters where it expects whitespace (fixed upstream after 3.3). The
 // configuration keys and values are ASCII; non-ASCII text is needed only in comments and
@@ -134,8 +137,6 @@ std::string ascii_outside_strings(const std::string& text, const std::string& pa
   }
   return out;
 }
-
-}  // namespace
 
 RunConfig load_config(const std::string& path) {
   std::ifstream file(path, std::ios::binary);

@@ -1,0 +1,143 @@
+// The benchmark grid's settings: built-in budgets, the [bench] file, and the checks of
+// plan_bench (the grid itself runs end to end in tests/cli/test_bench_command.sh).
+#include <gtest/gtest.h>
+#include <mintjulep/bench.hpp>
+#include <mintjulep/error.hpp>
+#include <mintjulep/systems.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+
+namespace mintjulep {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string configs_dir() { return (fs::path(data_dir()).parent_path() / "configs").string(); }
+
+std::string write_file(const std::string& name, const std::string& text) {
+  const auto folder = fs::temp_directory_path() / "mintjulep_test_bench";
+  fs::create_directories(folder);
+  const auto path = (folder / name).string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(BenchBudget, BuiltInBudgetsPerSystem) {
+  const BenchBudget dw4 = builtin_budget("small", "dw4");
+  EXPECT_EQ(dw4.samples.value(), 10000);
+  EXPECT_EQ(dw4.steps.value(), 50);
+  EXPECT_EQ(dw4.iterations.value(), 50);
+  EXPECT_FALSE(dw4.mint_steps.has_value());
+  const BenchBudget half = builtin_budget("small", "lj55-half");  // the same as lj55
+  EXPECT_EQ(half.samples.value(), 1000);
+  EXPECT_EQ(half.iterations.value(), 10);
+  const BenchBudget paper = builtin_budget("paper", "lj13");
+  EXPECT_EQ(paper.samples.value(), kPaperSamples);
+  EXPECT_FALSE(paper.steps.has_value());  // the config's
+  EXPECT_EQ(builtin_budget("paper", "dw4").iterations.value(), 200);
+  EXPECT_NE(error_of([] { builtin_budget("large", "dw4"); }).find("unknown budget 'large'; use small"),
+            std::string::npos);
+}
+
+TEST(BenchBudget, UpdateReplacesOnlyWhatIsSet) {
+  BenchBudget b = builtin_budget("small", "dw4");
+  BenchBudget other;
+  other.samples = 7;
+  b.update(other);
+  EXPECT_EQ(b.samples.value(), 7);
+  EXPECT_EQ(b.steps.value(), 50);
+}
+
+TEST(BenchFile, ReadsTheBenchSection) {
+  const auto path = write_file("grid.toml", R"([bench]
+systems = ["dw4", "lj13-half"]
+methods = ["prior", "smc-julep"]
+seeds = [4, 5]
+budget = "paper"
+samples = 300
+keep_samples = false
+[bench.dw4]
+config = "sub/dw4.toml"
+steps = 7
+)");
+  const BenchSettings s = load_bench_settings(path);
+  EXPECT_EQ(s.systems, (std::vector<std::string>{"dw4", "lj13-half"}));
+  EXPECT_EQ(s.methods, (std::vector<std::string>{"prior", "smc-julep"}));
+  EXPECT_EQ(s.seeds, (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(s.budget, "paper");
+  EXPECT_EQ(s.overrides.samples.value(), 300);
+  EXPECT_FALSE(s.keep_samples);
+  ASSERT_EQ(s.per_system.count("dw4"), 1u);
+  // Paths are relative to the bench file.
+  EXPECT_EQ(s.per_system.at("dw4").config, (fs::path(path).parent_path() / "sub/dw4.toml").string());
+  EXPECT_EQ(s.per_system.at("dw4").budget.steps.value(), 7);
+}
+
+TEST(BenchFile, BadKeysAreOneLineErrors) {
+  EXPECT_NE(error_of([] { load_bench_settings(write_file("a.toml", "[bench]\nseed = [0]\n")); })
+                .find("unknown key 'seed' in [bench]"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_bench_settings(write_file("b.toml", "[bench]\nseeds = 3\n")); })
+                .find("'seeds' in [bench] must be a list of integers"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_bench_settings(write_file("c.toml", "[bench.dw4]\nsample = 3\n")); })
+                .find("unknown key 'sample' in [bench.dw4]"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_bench_settings(write_file("d.toml", "[grid]\n")); }).find("unknown key 'grid'"),
+            std::string::npos);
+}
+
+TEST(BenchPlan, ResolvesConfigsBudgetsAndReferences) {
+  BenchSettings s;
+  s.configs = configs_dir();
+  s.systems = {"dw4", "lj13-half"};
+  s.methods = {"ais-mala"};
+  s.command_line.samples = 50;
+  const BenchPlan plan = plan_bench(s);
+  ASSERT_EQ(plan.systems.size(), 2u);
+  EXPECT_EQ(plan.seeds, (std::vector<int64_t>{0, 1, 2}));
+  const BenchSystem& dw4 = plan.systems[0];
+  EXPECT_EQ(fs::path(dw4.config).filename(), "dw4.toml");
+  EXPECT_EQ(dw4.budget.samples.value(), 50);
+  EXPECT_TRUE(dw4.reduced);
+  EXPECT_EQ(fs::path(dw4.reference).filename(), "dw4-reference.npz");
+  EXPECT_EQ(dw4.reference_positions.size(0), dw4.reference_energies.size(0));
+  const BenchSystem& half = plan.systems[1];
+  EXPECT_EQ(fs::path(half.config).filename(), "lj13.toml");  // the full system's config
+  EXPECT_TRUE(half.reference.empty());
+  EXPECT_EQ(half.budget.iterations.value(), 20);
+  EXPECT_EQ(half.budget.mint_steps.value(), 800);  // configs/lj13.toml's
+}
+
+TEST(BenchPlan, BadGridsAreOneLineErrors) {
+  BenchSettings s;
+  s.configs = configs_dir();
+  s.systems = {"dw4"};
+  s.methods = {"mala"};
+  EXPECT_NE(error_of([&] { plan_bench(s); }).find("unknown bench method 'mala'; use prior, ais-ula"),
+            std::string::npos);
+  s.methods = {};
+  s.systems = {"lj14"};
+  EXPECT_NE(error_of([&] { plan_bench(s); }).find("unknown system 'lj14'"), std::string::npos);
+  s.systems = {"dw4"};
+  s.seeds = {2, 2};
+  EXPECT_NE(error_of([&] { plan_bench(s); }).find("bench seed 2 is listed twice"), std::string::npos);
+  s.seeds = {};
+  s.per_system["dw4"].reference = "missing.npz";
+  EXPECT_NE(error_of([&] { plan_bench(s); }).find("reference 'missing.npz' for bench system dw4 not found"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace mintjulep
