@@ -239,6 +239,13 @@ TEST(ProgressPrinter, ClearAndRedrawAroundOtherOutput) {
   EXPECT_EQ(text, "");
   printer.redraw();
   EXPECT_EQ(text, line);
+  // Updates held back by the cadence still reach the line drawn after other output.
+  auto newer = make_update(3, 10, 0.05, 60, 0.12);
+  printer.show(newer);
+  printer.clear();
+  text.clear();
+  printer.redraw();
+  EXPECT_EQ(text, progress_bar_line(newer));
   text.clear();
   printer.end_line();
   EXPECT_EQ(text, "\n");

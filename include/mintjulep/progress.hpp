@@ -121,17 +121,21 @@ class ProgressPrinter {
   void show(const ProgressUpdate& update);
   // Whether a terminal line is drawn and not yet ended.
   bool line_open() const { return open_; }
-  // Erases an open terminal line (before other output to the same terminal), and draws it again.
+  // Erases an open terminal line (before other output to the same terminal), and draws it
+  // again, with the latest update of its loop.
   void clear();
   void redraw();
   // Ends an open terminal line where it stands (before an error message).
   void end_line();
 
  private:
+  std::string bar(const ProgressUpdate& update) const;
+
   Log write_;
   bool terminal_;
   int columns_;
   ProgressThrottle throttle_;
+  ProgressUpdate latest_;
   std::string line_, stage_;
   bool open_ = false;
   size_t drawn_ = 0;  // characters of the line on screen

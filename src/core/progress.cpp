@@ -149,15 +149,23 @@ ProgressPrinter::ProgressPrinter(Log write, bool terminal, int columns)
       columns_(columns),
       throttle_(terminal ? terminal_cadence() : plain_cadence()) {}
 
+std::string ProgressPrinter::bar(const ProgressUpdate& u) const {
+  std::string line = progress_bar_line(u);
+  if (columns_ > 1 && line.size() > static_cast<size_t>(columns_ - 1)) line.resize(static_cast<size_t>(columns_ - 1));
+  return line;
+}
+
 void ProgressPrinter::show(const ProgressUpdate& u) {
-  if (!throttle_.due(u) || !write_) return;
+  if (!write_) return;
+  if (terminal_ && open_ && u.stage == stage_) latest_ = u;  // what redraw() shows
+  if (!throttle_.due(u)) return;
   if (!terminal_) {
     write_(progress_plain_line(u));
     return;
   }
   if (open_ && u.stage != stage_) end_line();  // a loop that stopped early
-  std::string line = progress_bar_line(u);
-  if (columns_ > 1 && line.size() > static_cast<size_t>(columns_ - 1)) line.resize(static_cast<size_t>(columns_ - 1));
+  std::string line = bar(u);
+  latest_ = u;
   std::string text = "\r" + line;
   if (drawn_ > line.size()) text += std::string(drawn_ - line.size(), ' ');
   line_ = std::move(line);
@@ -180,6 +188,8 @@ void ProgressPrinter::clear() {
 
 void ProgressPrinter::redraw() {
   if (!open_ || drawn_ > 0) return;
+  // The latest update, which may be newer than the line that was cleared.
+  line_ = bar(latest_);
   write_(line_);
   drawn_ = line_.size();
 }

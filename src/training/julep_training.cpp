@@ -251,9 +251,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     result.iterations = it + 1;
     if (!options.state_path.empty() && ((it + 1) % options.checkpoint_every == 0 || it + 1 == options.iterations))
       save_training_state(options.state_path, sampler, optimizer, fingerprint, {it + 1, result.dropped, elapsed()});
-    if (on_iteration) on_iteration(it + 1);
-    if (!step.stepped) continue;
-    if (progress && progress_due(it, options.log_every, options.iterations)) {
+    if (step.stepped && progress && progress_due(it, options.log_every, options.iterations)) {
       JulepProgress p;
       p.iteration = it;
       p.objective = reverse_kl ? "reverse_kl" : "log_variance";
@@ -263,6 +261,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
       p.seconds = elapsed();
       progress(p);
     }
+    if (on_iteration) on_iteration(it + 1);
   }
   result.seconds = elapsed();
   return result;
