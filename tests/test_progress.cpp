@@ -142,20 +142,23 @@ TEST(ProgressFormat, Rates) {
 TEST(ProgressFormat, BarLine) {
   EXPECT_EQ(progress_bar_line(make_update(700, 2000, 1, 700, 1.857), 20),
             "mint [#######-------------]  35%  700/2000 steps  700 steps/s  0:01<0:02");
-  EXPECT_EQ(progress_bar_line(make_update(0, 2000, 0, 0, -1), 10), "mint [----------]   0%  0/2000 steps  ? steps/s  0:00<?");
+  EXPECT_EQ(progress_bar_line(make_update(0, 2000, 0, 0, -1), 10),
+            "mint [----------]   0%  0/2000 steps  ? steps/s  0:00<?");
   // 99.9% done is not 100%, and the bar is full only at the end.
   EXPECT_EQ(progress_bar_line(make_update(1998, 2000, 10, 199.8, 0.01), 10),
             "mint [#########-]  99%  1998/2000 steps  200 steps/s  0:10<0:00");
   auto done = make_update(2000, 2000, 10, 200, 0);
   done.detail = "mean U -3.000 kT";
-  EXPECT_EQ(progress_bar_line(done, 10), "mint [##########] 100%  2000/2000 steps  200 steps/s  0:10  mean U -3.000 kT");
+  EXPECT_EQ(progress_bar_line(done, 10),
+            "mint [##########] 100%  2000/2000 steps  200 steps/s  0:10  mean U -3.000 kT");
 }
 
 TEST(ProgressFormat, PlainLine) {
   EXPECT_EQ(progress_plain_line(make_update(700, 2000, 1, 700, 1.857)),
             "mint: 700/2000 steps (35%), 700 steps/s, elapsed 0:01, ETA 0:02\n");
   EXPECT_EQ(progress_plain_line(make_update(0, 2000, 0, 0, -1)), "mint: 0/2000 steps (0%), elapsed 0:00\n");
-  EXPECT_EQ(progress_plain_line(make_update(2000, 2000, 125, 16, 0)), "mint: 2000/2000 steps (100%), 16.0 steps/s, 2:05\n");
+  EXPECT_EQ(progress_plain_line(make_update(2000, 2000, 125, 16, 0)),
+            "mint: 2000/2000 steps (100%), 16.0 steps/s, 2:05\n");
 }
 
 // Runs a loop of `total` units, one per `step_s` seconds, through a printer; returns its text.

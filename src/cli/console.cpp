@@ -117,15 +117,16 @@ void Console::warning(const std::string& message) {
 void Console::progress(const ProgressUpdate& u) {
   if (!quiet_) state_->printer.show(u);
   if (state_->json && state_->json_throttle.due(u)) {
-    nlohmann::ordered_json e = {{"event", "progress"},
-                        {"stage", u.stage},
-                        {"unit", u.unit},
-                        {"done", u.done},
-                        {"total", u.total},
-                        {"fraction", u.fraction()},
-                        {"elapsed_s", u.elapsed_s},
-                        {"rate", u.rate > 0 ? nlohmann::ordered_json(u.rate) : nlohmann::ordered_json()},
-                        {"eta_s", u.eta_s >= 0 ? nlohmann::ordered_json(u.eta_s) : nlohmann::ordered_json()}};
+    using Json = nlohmann::ordered_json;
+    Json e = {{"event", "progress"},
+              {"stage", u.stage},
+              {"unit", u.unit},
+              {"done", u.done},
+              {"total", u.total},
+              {"fraction", u.fraction()},
+              {"elapsed_s", u.elapsed_s},
+              {"rate", u.rate > 0 ? Json(u.rate) : Json()},       // null while unknown
+              {"eta_s", u.eta_s >= 0 ? Json(u.eta_s) : Json()}};  // null while unknown
     if (!u.detail.empty()) e["detail"] = u.detail;
     event(e);
   }

@@ -184,7 +184,8 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
   }
 
   const char* time_unit = molecule ? "ps" : "time units";
-  console().info(fmt::format("md: system {}, {} replicas x {} steps of {} {} (friction {} per {}), {} threads, device {}\n",
+  console().info(fmt::format("md: system {}, {} replicas x {} steps of {} {} (friction {} per {}), {} threads, "
+                             "device {}\n",
                              system->name(), opt.replicas, opt.steps, opt.dt, time_unit, opt.friction,
                              molecule ? "ps" : "time unit", at::get_num_threads(), device.str()));
   const auto start = std::chrono::steady_clock::now();

@@ -121,9 +121,10 @@ int percent(const ProgressUpdate& u) {
 std::string progress_bar_line(const ProgressUpdate& u, int bar_width) {
   const int width = std::max(1, bar_width);
   const int filled = u.finished() ? width : std::min(width - 1, static_cast<int>(std::floor(width * u.fraction())));
-  std::string line = fmt::format("{} [{}{}] {:3}%  {}/{} {}  {}  ", u.stage, std::string(static_cast<size_t>(filled), '#'),
-                                 std::string(static_cast<size_t>(width - filled), '-'), percent(u), u.done, u.total,
-                                 u.unit, format_rate(u.rate, u.unit));
+  const std::string bar =
+      std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '-');
+  std::string line = fmt::format("{} [{}] {:3}%  {}/{} {}  {}  ", u.stage, bar, percent(u), u.done, u.total, u.unit,
+                                 format_rate(u.rate, u.unit));
   line += u.finished() ? format_duration(u.elapsed_s)
                        : format_duration(u.elapsed_s) + "<" + format_duration(u.eta_s);
   if (!u.detail.empty()) line += "  " + u.detail;
