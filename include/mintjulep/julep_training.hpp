@@ -66,8 +66,11 @@ struct JulepTrainingResult {
 // The objectives train_julep accepts.
 const std::vector<std::string>& julep_objectives();
 
+// progress: every log_every iterations. on_iteration: with the number of iterations done, once
+// before the first iteration of this call (0, or where a saved state resumes) and after each.
 JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOptions& options,
-                                const std::function<void(const JulepProgress&)>& progress = {});
+                                const std::function<void(const JulepProgress&)>& progress = {},
+                                const std::function<void(int64_t)>& on_iteration = {});
 
 struct SampleBatch {
   torch::Tensor y;      // (count, M, n) final positions

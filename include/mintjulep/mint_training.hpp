@@ -56,9 +56,11 @@ struct MintTrainingResult {
 
 // Minimises -sum_s wbar_s log q(y_s) + lambda_rep * repulsion with Adam, wbar the
 // self-normalised weights of exp(-beta V(y, 1)) / q(y) on S fresh samples per step.
+// progress: every log_every steps; on_step: with the number of steps done, after every step.
 MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
                               const MintTrainingOptions& options,
-                              const std::function<void(const MintProgress&)>& progress = {});
+                              const std::function<void(const MintProgress&)>& progress = {},
+                              const std::function<void(int64_t)>& on_step = {});
 
 // Maximum-likelihood fit of the prior to reference configurations x (S, N, n), e.g. a long MD
 // run: Adam on -mean log q(y) over minibatches of options.samples, plus the repulsion; beta and
@@ -69,7 +71,8 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
 MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& energy,
                                        const torch::Tensor& x, const MintTrainingOptions& options,
                                        bool relabel,
-                                       const std::function<void(const MintProgress&)>& progress = {});
+                                       const std::function<void(const MintProgress&)>& progress = {},
+                                       const std::function<void(int64_t)>& on_step = {});
 
 // x (B, N, n) with the particles of each type permuted among themselves, independently per row.
 torch::Tensor relabel_identical_particles(const torch::Tensor& x, const std::vector<int64_t>& types);

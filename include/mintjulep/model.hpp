@@ -5,13 +5,15 @@
 // folder, save and load run folders, and draw importance-weighted samples.
 //
 // The system is either a built-in one named by RunConfig::system (systems.hpp) or any
-// user-provided Energy (energy.hpp). Progress and summary lines go to a Log, by default
-// standard output.
+// user-provided Energy (energy.hpp). Summary lines go to a Log, by default standard output;
+// the progress of long loops goes to a Progress (progress.hpp), by default plain progress
+// lines in the same Log.
 #include <mintjulep/annealing.hpp>
 #include <mintjulep/config.hpp>
 #include <mintjulep/energy.hpp>
 #include <mintjulep/julep.hpp>
 #include <mintjulep/mint_prior.hpp>
+#include <mintjulep/progress.hpp>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -22,8 +24,6 @@
 
 namespace mintjulep {
 
-// Receives each progress or summary line, newline included.
-using Log = std::function<void(const std::string&)>;
 // Writes to standard output and flushes.
 Log print_log();
 // Discards everything.
@@ -37,7 +37,16 @@ struct Model {
   JulepSampler sampler{nullptr};
   torch::Device device{torch::kCPU};
   Log log = print_log();
+  // Receives the progress of every long loop: Mint steps ("mint", "mint fit"), the prior's
+  // evaluation ("mint eval"), kernel iterations ("julep"), path evaluations ("ais baseline",
+  // "julep eval"), annealing chunks ("anneal METHOD") and sampling ("sample julep", "sample
+  // prior"). Unset: plain progress lines through `log` (log_progress); silent_progress()
+  // turns them off.
+  Progress progress;
 };
+
+// The Progress a model's loops report to: model.progress, else log_progress(model.log).
+Progress progress_sink(const Model& model);
 
 // A freshly initialised model (seeded with config.seed) of the built-in system config.system,
 // on `device`. With prior_from_checkpoint the prior's initialisation from a reference
@@ -105,8 +114,8 @@ struct SamplingOptions {
   bool chunk_given = false;  // annealing: chunk replaces [anneal] chunk (the SMC population)
   int64_t steps = 0;         // annealing T (0: the config's)
   int64_t moves = 0;         // MALA moves per temperature (0: the config's)
-  // The trained kernel: called with (done, count) after each chunk. Annealing logs its own
-  // progress to the model's Log.
+  // The trained kernel and prior draws: also called with (done, count) after each chunk. Every
+  // method reports its progress to the model's Progress as well.
   std::function<void(int64_t, int64_t)> progress;
 };
 

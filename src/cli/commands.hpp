@@ -8,6 +8,8 @@ namespace mintjulep::cli {
 struct GlobalOptions {
   int threads = 0;  // 0: one per core
   std::string device;  // empty: the config's, else cpu
+  bool quiet = false;    // --quiet: no progress, no informational lines
+  std::string log_json;  // --log-json FILE: every event as a JSON line
 };
 
 void add_energy_command(CLI::App& app, const GlobalOptions& global);

@@ -6,10 +6,11 @@
 #include <mintjulep/systems.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
-#include <cstdio>
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 #include "cli/device.hpp"
 
 namespace mintjulep::cli {
@@ -39,6 +40,7 @@ void run_energy(const EnergyOptions& opt, const GlobalOptions& global) {
 
   const bool want_forces = opt.print_forces || !opt.forces_out.empty();
   std::vector<torch::Tensor> energies, forces;
+  ProgressMeter meter(console().progress_sink(), "energy", "configurations", x.size(0));
   for (int64_t start = 0; start < x.size(0); start += opt.chunk) {
     auto chunk = x.narrow(0, start, std::min(opt.chunk, x.size(0) - start)).to(device, dtype);
     auto y = energy.to_anchored(chunk);
@@ -50,6 +52,7 @@ void run_energy(const EnergyOptions& opt, const GlobalOptions& global) {
       torch::NoGradGuard no_grad;
       energies.push_back(energy.value(y, opt.t).to(torch::kCPU, torch::kFloat64));
     }
+    meter.update(start + chunk.size(0));
   }
   auto e = torch::cat(energies);
   auto f = want_forces ? torch::cat(forces).contiguous() : torch::Tensor();
@@ -63,10 +66,14 @@ void run_energy(const EnergyOptions& opt, const GlobalOptions& global) {
     }
     out += '\n';
   }
-  std::fputs(out.c_str(), stdout);
+  // The energies are the command's output: printed even with --quiet.
+  console().output(out);
   if (!opt.forces_out.empty()) write_npy(opt.forces_out, f);
-  if (!e.isfinite().all().item<bool>())
-    fmt::print(stderr, "mintjulep: warning: some energies are not finite (overlapping particles?)\n");
+  const int64_t non_finite = (~e.isfinite()).sum().item<int64_t>();
+  if (non_finite > 0) console().warning("some energies are not finite (overlapping particles?)");
+  nlohmann::json result = {{"system", system->name()}, {"configurations", e.size(0)}, {"non_finite", non_finite}};
+  if (!opt.forces_out.empty()) result["forces_out"] = opt.forces_out;
+  console().result(result);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 
 namespace mintjulep::cli {
 
@@ -33,6 +34,19 @@ int main(int argc, char** argv) {
   app.add_option("--threads", global.threads, "CPU threads for tensor operations (0: one per core)")
       ->capture_default_str();
   app.add_option("--device", global.device, "cpu or cuda (default: the config's, else cpu)");
+  app.add_flag("-q,--quiet", global.quiet,
+               "no progress and no informational lines (errors and warnings still go to standard error; "
+               "result files are still written)");
+  app.add_option("--log-json", global.log_json,
+                 "also write every event (start, info, progress, result, end or error) to FILE, one JSON "
+                 "object per line");
+  // Before the subcommand runs: --quiet and --log-json apply to all it prints.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  app.parse_complete_callback([&] {
+    const auto commands = app.get_subcommands();
+    cli::console().configure(global.quiet, global.log_json, commands.empty() ? "" : commands.front()->get_name(),
+                             args);
+  });
   cli::add_energy_command(app, global);
   cli::add_train_command(app, global);
   cli::add_sample_command(app, global);
@@ -40,21 +54,23 @@ int main(int argc, char** argv) {
   cli::add_ramachandran_command(app, global);
   cli::add_metrics_command(app, global);
   cli::add_bench_command(app, global);
+  auto& console = cli::console();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    fmt::print(stderr, "mintjulep: error: {}; see 'mintjulep --help'\n", first_line(e.what()));
+    console.error(fmt::format("{}; see 'mintjulep --help'", first_line(e.what())), 2);
     return 2;
   } catch (const Error& e) {
-    fmt::print(stderr, "mintjulep: error: {}\n", e.what());
+    console.error(e.what(), 2);
     return 2;
   } catch (const c10::Error& e) {
-    fmt::print(stderr, "mintjulep: error: {}\n", first_line(e.what_without_backtrace()));
+    console.error(first_line(e.what_without_backtrace()), 2);
     return 2;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "mintjulep: error: {}\n", first_line(e.what()));
+    console.error(first_line(e.what()), 1);
     return 1;
   }
+  console.finish();
   return 0;
 }

@@ -11,6 +11,7 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <optional>
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 #include "cli/device.hpp"
 #include "cli/outputs.hpp"
 
@@ -75,25 +77,30 @@ void write_arrays(const std::string& path, const Trajectory& traj, const Langevi
 }
 
 // The integrated autocorrelation time of the energy over the saved frames after --burn-in,
-// in frames and steps, and the effective number of independent configurations it implies.
-void report_autocorrelation(const Trajectory& traj, const MdCommandOptions& opt) {
+// in frames and steps, and the effective number of independent configurations it implies;
+// added to `result` when it could be measured.
+void report_autocorrelation(const Trajectory& traj, const MdCommandOptions& opt, nlohmann::json& result) {
   const int64_t frames = static_cast<int64_t>(traj.energies.size()) - opt.burn_in;
   if (frames < 2) {
-    fmt::print("energy autocorrelation: needs at least 2 frames after --burn-in {}\n", opt.burn_in);
+    console().info(fmt::format("energy autocorrelation: needs at least 2 frames after --burn-in {}\n", opt.burn_in));
     return;
   }
   auto u = torch::stack(traj.energies).narrow(0, opt.burn_in, frames);
   if (!(u.std(0) > 0).all().item<bool>()) {
-    fmt::print("energy autocorrelation: a replica's energy is constant over the frames\n");
+    console().info("energy autocorrelation: a replica's energy is constant over the frames\n");
     return;
   }
   const Autocorrelation ac = autocorrelation(u);
-  fmt::print("energy autocorrelation over frames {}..{}: tau {:.2f} +- {:.2f} frames ({:.0f} steps), "
-             "effective size {:.0f} ({:.1f} per replica)\n",
-             opt.burn_in, opt.burn_in + frames - 1, ac.tau, ac.tau_se, ac.tau * static_cast<double>(opt.report_every),
-             ac.ess, ac.ess_per_replica);
+  console().info(fmt::format("energy autocorrelation over frames {}..{}: tau {:.2f} +- {:.2f} frames ({:.0f} steps), "
+                             "effective size {:.0f} ({:.1f} per replica)\n",
+                             opt.burn_in, opt.burn_in + frames - 1, ac.tau, ac.tau_se,
+                             ac.tau * static_cast<double>(opt.report_every), ac.ess, ac.ess_per_replica));
   if (!ac.long_enough)
-    fmt::print("  fewer than 50 tau frames per replica: tau is unreliable (usually too small); run longer\n");
+    console().info("  fewer than 50 tau frames per replica: tau is unreliable (usually too small); run longer\n");
+  result["energy_tau_frames"] = ac.tau;
+  result["energy_tau_se"] = ac.tau_se;
+  result["effective_size"] = ac.ess;
+  result["tau_reliable"] = ac.long_enough;
 }
 
 void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
@@ -160,7 +167,7 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
         traj.steps.push_back(s[f].item<int64_t>());
       }
     }
-    fmt::print("resuming {} at step {} of {}\n", npz, state.step, opt.steps);
+    console().info(fmt::format("resuming {} at step {} of {}\n", npz, state.step, opt.steps));
   } else {
     torch::Tensor x0;
     if (!opt.input.empty()) {
@@ -177,26 +184,21 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
   }
 
   const char* time_unit = molecule ? "ps" : "time units";
-  fmt::print("md: system {}, {} replicas x {} steps of {} {} (friction {} per {}), {} threads, device {}\n",
-             system->name(), opt.replicas, opt.steps, opt.dt, time_unit, opt.friction,
-             molecule ? "ps" : "time unit", at::get_num_threads(), device.str());
+  console().info(fmt::format("md: system {}, {} replicas x {} steps of {} {} (friction {} per {}), {} threads, "
+                             "device {}\n",
+                             system->name(), opt.replicas, opt.steps, opt.dt, time_unit, opt.friction,
+                             molecule ? "ps" : "time unit", at::get_num_threads(), device.str()));
   const auto start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
-  const int64_t print_every = std::max<int64_t>(1, opt.steps / opt.report_every / 10);
   int64_t frames_since_checkpoint = 0;
+  // Steps of each replica; the mean energy of the last frame goes with each update.
+  ProgressMeter meter(console().progress_sink(), "md", "steps", opt.steps, state.step);
   md.run(state, [&](const LangevinState& s, const torch::Tensor& u) {
     traj.positions.push_back(s.positions.to(torch::kCPU, torch::kFloat64));
     traj.energies.push_back(u.to(torch::kCPU, torch::kFloat64));
     traj.steps.push_back(s.step);
-    const int64_t frame = s.step / opt.report_every;
-    if (frame % print_every == 0 || s.step == opt.steps) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = static_cast<double>(s.step - first_step) / std::max(seconds, 1e-9);
-      fmt::print("step {:>9}  {:9.2f} {}  mean U {:10.3f} kT  {:.0f} steps/s ({:.0f} replica-steps/s)\n",
-                 s.step, s.step * opt.dt, time_unit, traj.energies.back().mean().item<double>(), rate,
-                 rate * opt.replicas);
-      std::fflush(stdout);  // progress shows up at once when stdout is a file
-    }
+    meter.set_detail(fmt::format("mean U {:.3f} kT", traj.energies.back().mean().item<double>()));
+    meter.update(s.step);
     if (++frames_since_checkpoint >= opt.checkpoint_every) {
       write_arrays(npz, traj, s, opt, backbone);
       frames_since_checkpoint = 0;
@@ -219,9 +221,18 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
       write_trajectory(path, x.reshape({-1, x.size(2), x.size(3)}), *system, labels);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("wrote {} ({} frames x {} replicas) in {:.1f} s\n", outputs.describe(), traj.positions.size(),
-             opt.replicas, seconds);
-  report_autocorrelation(traj, opt);
+  console().info(fmt::format("wrote {} ({} frames x {} replicas) in {:.1f} s\n", outputs.describe(),
+                             traj.positions.size(), opt.replicas, seconds));
+  const double steps_run = static_cast<double>(state.step - first_step);
+  nlohmann::json result = {{"system", system->name()},
+                           {"replicas", opt.replicas},
+                           {"steps", state.step},
+                           {"frames", traj.positions.size()},
+                           {"seconds", seconds},
+                           {"steps_per_second", seconds > 0 ? steps_run / seconds : 0.0},
+                           {"outputs", outputs.all()}};
+  report_autocorrelation(traj, opt, result);
+  console().result(result);
 }
 
 }  // namespace

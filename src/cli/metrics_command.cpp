@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 #include "model/run_model.hpp"
 
 namespace mintjulep::cli {
@@ -171,6 +172,7 @@ void run_metrics(const MetricsOptions& opt) {
     summary["distance_w2"] = m.distance_w2;
   }
   if (!opt.json.empty()) write_text_atomically(opt.json, summary.dump(2) + "\n");
+  console().result(summary);
 }
 
 }  // namespace

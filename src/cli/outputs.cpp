@@ -26,9 +26,14 @@ void check_writable(const std::string& path) {
 
 }  // namespace
 
+std::vector<std::string> OutputFiles::all() const {
+  std::vector<std::string> files{npz};
+  files.insert(files.end(), trajectories.begin(), trajectories.end());
+  return files;
+}
+
 std::string OutputFiles::describe() const {
-  std::vector<std::string> all{npz};
-  all.insert(all.end(), trajectories.begin(), trajectories.end());
+  const std::vector<std::string> all = this->all();
   std::string text = all.front();
   for (size_t i = 1; i < all.size(); ++i) text += (i + 1 == all.size() ? " and " : ", ") + all[i];
   return text;

@@ -10,6 +10,8 @@ struct OutputFiles {
   std::string npz;
   std::vector<std::string> trajectories;  // .pdb, .dcd, .xyz
 
+  // The .npz, then the trajectories.
+  std::vector<std::string> all() const;
   // "a.npz, a.pdb and a.dcd"
   std::string describe() const;
 };

@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 #include "model/run_model.hpp"
 
 namespace mintjulep::cli {
@@ -118,9 +119,10 @@ void run_ramachandran(const RamachandranOptions& opt) {
   }
   if (!opt.png.empty()) {
     write_ramachandran_png(opt.png, result.histogram);
-    fmt::print("wrote {} (phi horizontal, psi vertical, -180..180 degrees)\n", opt.png);
+    console().info(fmt::format("wrote {} (phi horizontal, psi vertical, -180..180 degrees)\n", opt.png));
   }
   if (!opt.json.empty()) write_text_atomically(opt.json, summary.dump(2) + "\n");
+  console().result(summary);
 }
 
 }  // namespace

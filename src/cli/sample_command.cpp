@@ -10,6 +10,7 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <random>
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 #include "cli/device.hpp"
 #include "cli/outputs.hpp"
 
@@ -61,7 +63,8 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
         fmt::format("--method must be prior or an annealing method, got '{}'", opt.method));
   const bool needs_kernel = opt.method.empty() || opt.method == "julep" || opt.method == "smc-julep";
   Model model = load_run(opt.run, /*system: config's=*/nullptr, config, parse_device(effective.device),
-                         /*require_kernel=*/needs_kernel);
+                         /*require_kernel=*/needs_kernel, console().log());
+  model.progress = console().progress_sink();
 
   SamplingOptions sampling;
   sampling.method = opt.method;
@@ -71,16 +74,21 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   sampling.chunk_given = opt.chunk_given;
   sampling.steps = opt.steps;
   sampling.moves = opt.moves;
-  sampling.progress = [&](int64_t done, int64_t count) {
-    if (done == count || done % (20 * opt.chunk) == 0) {
-      fmt::print(stderr, "sampled {}/{}\n", done, count);
-    }
-  };
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
-  fmt::print("{} samples, {} {:.2f}%, log Z {:.4f}, {}, {:.1f} s, {} threads\n",
-             opt.count, samples.smc ? "SMC final ESS" : "path ESS", 100 * samples.ess, samples.log_z,
-             samples.dropped, samples.seconds, at::get_num_threads());
+  console().info(fmt::format("{} samples, {} {:.2f}%, log Z {:.4f}, {}, {:.1f} s, {} threads\n",
+                             opt.count, samples.smc ? "SMC final ESS" : "path ESS", 100 * samples.ess,
+                             samples.log_z, samples.dropped, samples.seconds, at::get_num_threads()));
+  nlohmann::json result = {{"run", opt.run},
+                           {"method", opt.method.empty() ? "kernel" : opt.method},
+                           {"num_samples", opt.count},
+                           {samples.smc ? "smc_final_ess" : "path_ess", samples.ess},
+                           {"log_z", samples.log_z},
+                           {"non_finite", samples.num_non_finite},
+                           {"dropped_nan", samples.num_nan},
+                           {"dropped_overflow", samples.num_overflow},
+                           {"zero_weight", samples.num_zero},
+                           {"seconds", samples.seconds}};
 
   std::vector<std::pair<std::string, torch::Tensor>> arrays;
   std::vector<std::string> labels;
@@ -106,8 +114,9 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
     const auto e = energy.accessor<double, 1>();
     for (int64_t i = 0; i < opt.resample; ++i)
       labels.push_back(fmt::format("sample={} source_index={} log_w=0 energy={:.10g}", i, source[i], e[i]));
-    fmt::print("resampled {} from {} weighted samples, ESS {:.1f}% ({:.0f})\n", opt.resample, opt.count,
-               100 * samples.ess, samples.ess * static_cast<double>(opt.count));
+    console().info(fmt::format("resampled {} from {} weighted samples, ESS {:.1f}% ({:.0f})\n", opt.resample,
+                               opt.count, 100 * samples.ess, samples.ess * static_cast<double>(opt.count)));
+    result["resampled"] = opt.resample;
   } else {
     arrays = {{"positions", positions}, {"log_w", log_w}, {"energies", energy}};
     const auto w = log_w.to(torch::kFloat64);
@@ -119,7 +128,9 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   // The .npz first: it holds the weights, which a DCD file cannot.
   write_npz(outputs.npz, arrays);
   for (const auto& path : outputs.trajectories) write_trajectory(path, positions, *model.system, labels);
-  fmt::print("wrote {}\n", outputs.describe());
+  console().info(fmt::format("wrote {}\n", outputs.describe()));
+  result["outputs"] = outputs.all();
+  console().result(result);
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 #include <mintjulep/model.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
 #include "cli/commands.hpp"
+#include "cli/console.hpp"
 #include "cli/device.hpp"
 #include "model/run_model.hpp"
 
@@ -55,9 +57,11 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
         fmt::format("--resume: '{}' differs from the config this run started with ('{}'); resume with that one",
                     opt.config, config_copy));
   Model model = build_model(config, parse_device(effective.device),
-                            /*prior_from_checkpoint=*/opt.stage == "julep");
+                            /*prior_from_checkpoint=*/opt.stage == "julep", console().log());
+  model.progress = console().progress_sink();
   train_options.config_text = read_text(opt.config);
-  train(model, opt.out, train_options);
+  const std::string metrics = train(model, opt.out, train_options);
+  console().result({{"run", opt.out}, {"metrics", nlohmann::json::parse(metrics)}});
 }
 
 }  // namespace

@@ -15,7 +15,6 @@
 #include <fmt/format.h>
 #include <torch/serialize.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -133,6 +132,8 @@ Log silent_log() {
   return [](const std::string&) {};
 }
 
+Progress progress_sink(const Model& model) { return model.progress ? model.progress : log_progress(model.log); }
+
 Model build_model(const RunConfig& config, torch::Device device, bool prior_from_checkpoint, Log log) {
   return build_model(make_system(config.system, SystemOptions{config.temperature}), config, device,
                      prior_from_checkpoint, std::move(log));
@@ -199,7 +200,6 @@ JulepSampler make_ais_baseline(const Model& model, int64_t steps) {
 
 nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, int64_t count, uint64_t seed,
                              AnnealResult* result) {
-  const auto start = std::chrono::steady_clock::now();
   JulepSampler kernel{nullptr};
   if (options.method == "ula" || options.method == "smc-ula") kernel = make_ais_baseline(model, options.steps);
   if (options.method == "julep" || options.method == "smc-julep") {
@@ -211,9 +211,9 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   }
   const bool mala = anneal_method_uses_mala(options.method), smc = anneal_method_resamples(options.method);
   const std::string what = "anneal " + options.method;
-  auto r = anneal(options, model.prior, *model.energy, kernel, count, seed, [&](int64_t done, int64_t total) {
-    model.log(fmt::format("{}: {}/{} chains, {:.0f} s\n", what, done, total, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
-  });
+  ProgressMeter meter(progress_sink(model), what, "chains", count);
+  auto r = anneal(options, model.prior, *model.energy, kernel, count, seed,
+                  [&](int64_t done, int64_t) { meter.update(done); });
   double mean_acceptance = 0;
   for (double a : r.acceptance) mean_acceptance += a / static_cast<double>(r.acceptance.size());
   auto weights = summarize_log_weights(r.log_w);

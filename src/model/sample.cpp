@@ -28,11 +28,19 @@ Samples sample(Model& model, const SamplingOptions& opt) {
   if (opt.method == "prior") {
     // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples.
     std::vector<torch::Tensor> parts;
-    log_w = prior_log_weights(model.prior, *model.energy, opt.count, opt.chunk,
-                              [&](const torch::Tensor& draw) { parts.push_back(draw); });
+    ProgressMeter meter(progress_sink(model), "sample prior", "samples", opt.count);
+    int64_t done = 0;
+    log_w = prior_log_weights(model.prior, *model.energy, opt.count, opt.chunk, [&](const torch::Tensor& draw) {
+      parts.push_back(draw);
+      done += draw.size(0);
+      meter.update(done);
+      if (opt.progress) opt.progress(done, opt.count);
+    });
     y = torch::cat(parts);
   } else if (opt.method.empty()) {
+    ProgressMeter meter(progress_sink(model), "sample julep", "samples", opt.count);
     auto batch = sample_julep(model.sampler, opt.count, opt.chunk, opt.seed, [&](int64_t done) {
+      meter.update(done);
       if (opt.progress) opt.progress(done, opt.count);
     });
     y = batch.y;

@@ -76,13 +76,10 @@ int64_t print_component_summary(MintPrior& prior, const AnchoredEnergy& energy, 
 }
 
 ImportanceSummary evaluate_paths(JulepSampler& sampler, int64_t count, uint64_t seed,
-                                 const char* what, double& seconds, const Log& log) {
+                                 const char* stage, double& seconds, const Progress& progress) {
   const auto start = std::chrono::steady_clock::now();
-  auto batch = sample_julep(sampler, count, 500, seed, [&](int64_t done) {
-    if (done == count || done % 2000 == 0) {
-      log(fmt::format("{}: {}/{} trajectories, {:.0f} s\n", what, done, count, seconds_since(start)));
-    }
-  });
+  ProgressMeter meter(progress, stage, "paths", count);
+  auto batch = sample_julep(sampler, count, 500, seed, [&](int64_t done) { meter.update(done); });
   seconds = seconds_since(start);
   return summarize_log_weights(batch.log_w);
 }
@@ -164,6 +161,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
                          fs::exists(folder / "prior.pt");
   // The baseline belongs to the prior: reuse it only with the prior it was measured on.
   const bool prior_reused = mint_done || (opt.stage == "julep" && !done.empty());
+  const Progress progress = progress_sink(model);
   model.log(fmt::format("system {} ({} particles, n = {}), anchor {}, {} threads, device {}, seed {}\n",
              model.system->name(), model.system->num_particles(), model.system->dim(),
              energy.anchor(), at::get_num_threads(), model.device.str(), config.seed));
@@ -185,11 +183,14 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
                config.prior.components, x.size(0), opt.fit_samples,
                relabel ? " (identical particles relabelled at random)" : "", config.mint.steps,
                config.mint.samples));
-    auto result = fit_mint_to_samples(model.prior, energy, x, config.mint, relabel,
-                                      [&](const MintProgress& p) {
-                                        model.log(fmt::format("mint fit step {:6d}  -mean log q {:10.4f}  prior ESS {:6.2f}%\n",
-                                                   p.step, p.loss, 100 * p.batch_ess));
-                                      });
+    ProgressMeter meter(progress, "mint fit", "steps", config.mint.steps);
+    auto result = fit_mint_to_samples(
+        model.prior, energy, x, config.mint, relabel,
+        [&](const MintProgress& p) {
+          model.log(fmt::format("mint fit step {:6d}  -mean log q {:10.4f}  prior ESS {:6.2f}%\n", p.step, p.loss,
+                                100 * p.batch_ess));
+        },
+        [&](int64_t done) { meter.update(done); });
     train_seconds += result.seconds;
     if (result.selected_step >= 0) {
       model.log(fmt::format("mint: kept the parameters of step {} (ESS {:.2f}% on {} fresh draws)\n", result.selected_step,
@@ -205,11 +206,15 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
     model.log(fmt::format("mint: K = {}, {} prior, objective {}, {} steps x {} samples\n",
                config.prior.components, config.prior.invariant ? "invariant" : "fixed-orientation",
                config.mint.objective, config.mint.steps, config.mint.samples));
-    auto result = train_mint(model.prior, energy, config.mint, [&](const MintProgress& p) {
-      model.log(fmt::format("mint step {:6d}  beta {:.3f}  loss {:10.4f}  batch ESS {:6.2f}%  dropped {}{}\n",
-                 p.step, p.beta, p.loss, 100 * p.batch_ess, p.dropped,
-                 p.acceptance >= 0 ? fmt::format("  MALA acceptance {:.2f}", p.acceptance) : ""));
-    });
+    ProgressMeter meter(progress, "mint", "steps", config.mint.steps);
+    auto result = train_mint(
+        model.prior, energy, config.mint,
+        [&](const MintProgress& p) {
+          model.log(fmt::format("mint step {:6d}  beta {:.3f}  loss {:10.4f}  batch ESS {:6.2f}%  dropped {}{}\n",
+                                p.step, p.beta, p.loss, 100 * p.batch_ess, p.dropped,
+                                p.acceptance >= 0 ? fmt::format("  MALA acceptance {:.2f}", p.acceptance) : ""));
+        },
+        [&](int64_t done) { meter.update(done); });
     train_seconds += result.seconds;
     if (result.selected_step >= 0) {
       model.log(fmt::format("mint: kept the parameters of step {} (ESS {:.2f}% on {} fresh draws)\n", result.selected_step,
@@ -232,7 +237,11 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
     }
   }
   std::vector<torch::Tensor> phis;
+  ProgressMeter eval_meter(progress, "mint eval", "samples", config.eval_samples);
+  int64_t evaluated = 0;
   auto log_w = prior_log_weights(model.prior, energy, config.eval_samples, 4096, [&](const torch::Tensor& y) {
+    evaluated += y.size(0);
+    eval_meter.update(evaluated);
     if (!backbone) return;
     // D forms (the reflection-averaged prior draws half of them) mirrored to L first.
     auto x = backbone->cb >= 0 ? mirror_to_l(energy.to_full(y), *backbone) : energy.to_full(y);
@@ -273,7 +282,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
       auto baseline = make_ais_baseline(model);
       double seconds = 0;
       torch::manual_seed(config.seed + 2);
-      auto ais = evaluate_paths(baseline, count, config.seed + 2, "ais baseline", seconds, model.log);
+      auto ais = evaluate_paths(baseline, count, config.seed + 2, "ais baseline", seconds, progress);
       model.log(fmt::format("ais baseline (untrained, T = {}): path ESS {:.2f}% on {} samples, log Z {:.4f}\n",
                  config.julep.steps, 100 * ais.ess, ais.num_samples, ais.log_z));
       metrics["ais_path_ess"] = ais.ess;
@@ -294,11 +303,24 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
       train.state_path = state_path;
       if (fs::exists(state_path)) model.log(fmt::format("julep: resuming from the saved training state {}\n", state_path));
       torch::manual_seed(config.seed + 3);
-      auto result = train_julep(model.sampler, train, [&](const JulepProgress& p) {
-        model.log(fmt::format("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n", p.iteration,
-                   p.objective == "reverse_kl" ? "-mean log w" : "Var[log w] ", p.loss, 100 * p.batch_ess,
-                   p.dropped, p.seconds));
-      });
+      ProgressMeter meter(progress, "julep", "iterations", config.train.iterations);
+      bool started = false;
+      auto result = train_julep(
+          model.sampler, train,
+          [&](const JulepProgress& p) {
+            model.log(fmt::format("julep iter {:5d}  {} {:10.4f}  batch ESS {:6.2f}%  dropped {}  {:.0f} s\n",
+                                  p.iteration, p.objective == "reverse_kl" ? "-mean log w" : "Var[log w] ", p.loss,
+                                  100 * p.batch_ess, p.dropped, p.seconds));
+          },
+          [&](int64_t done) {
+            // The first call is where this run starts: 0, or where a saved state resumes.
+            if (started) {
+              meter.update(done);
+            } else {
+              meter.restart(done);
+              started = true;
+            }
+          });
       if (result.resumed_from >= 0) model.log(fmt::format("julep: resumed at iteration {}\n", result.resumed_from));
       train_seconds += result.seconds;
       metrics["julep_seconds"] = result.seconds;
@@ -315,7 +337,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
       // weights, which rare starts a sample happens to contain would otherwise swamp the difference.
       double seconds = 0;
       torch::manual_seed(config.seed + 2);
-      auto path = evaluate_paths(model.sampler, count, config.seed + 2, "julep", seconds, model.log);
+      auto path = evaluate_paths(model.sampler, count, config.seed + 2, "julep eval", seconds, progress);
       model.log(fmt::format("julep: path ESS {:.2f}% on {} samples, log Z {:.4f}, {:.0f} s sampling\n",
                  100 * path.ess, path.num_samples, path.log_z, seconds));
       metrics["path_ess"] = path.ess;

@@ -169,7 +169,8 @@ SavedProgress load_training_state(const std::string& path, JulepSampler& sampler
 }  // namespace
 
 JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOptions& options,
-                                const std::function<void(const JulepProgress&)>& progress) {
+                                const std::function<void(const JulepProgress&)>& progress,
+                                const std::function<void(int64_t)>& on_iteration) {
   const auto& names = julep_objectives();
   check(std::find(names.begin(), names.end(), options.objective) != names.end(),
         "unknown julep objective '" + options.objective +
@@ -217,6 +218,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
       : options.objective == "reverse_kl+log_variance" ? static_cast<int64_t>(std::llround(
                                                              options.reverse_kl_fraction * options.iterations))
                                                        : 0;
+  if (on_iteration) on_iteration(saved.next_iteration);
   for (int64_t it = saved.next_iteration; it < options.iterations; ++it) {
     // Random streams derived from (seed, iteration): a resumed run draws what the
     // uninterrupted one would have drawn.
@@ -249,8 +251,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
     result.iterations = it + 1;
     if (!options.state_path.empty() && ((it + 1) % options.checkpoint_every == 0 || it + 1 == options.iterations))
       save_training_state(options.state_path, sampler, optimizer, fingerprint, {it + 1, result.dropped, elapsed()});
-    if (!step.stepped) continue;
-    if (progress && progress_due(it, options.log_every, options.iterations)) {
+    if (step.stepped && progress && progress_due(it, options.log_every, options.iterations)) {
       JulepProgress p;
       p.iteration = it;
       p.objective = reverse_kl ? "reverse_kl" : "log_variance";
@@ -260,6 +261,7 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
       p.seconds = elapsed();
       progress(p);
     }
+    if (on_iteration) on_iteration(it + 1);
   }
   result.seconds = elapsed();
   return result;

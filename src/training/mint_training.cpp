@@ -106,7 +106,8 @@ void check_mint_objective(const std::string& objective) {
 
 MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
                               const MintTrainingOptions& options,
-                              const std::function<void(const MintProgress&)>& progress) {
+                              const std::function<void(const MintProgress&)>& progress,
+                              const std::function<void(int64_t)>& on_step) {
   check(options.steps >= 0 && options.samples >= 2, "mint training needs steps >= 0 and samples >= 2");
   check(options.learning_rate > 0, "mint learning_rate must be positive");
   check(options.beta_start > 0 && options.beta_start <= 1, "mint beta_start must be in (0, 1]");
@@ -228,6 +229,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       if (use_langevin) p.acceptance = pool.acceptance;
       progress(p);
     }
+    if (on_step) on_step(step + 1);
   }
   if (!best.empty()) {
     torch::NoGradGuard no_grad;
@@ -255,7 +257,8 @@ torch::Tensor relabel_identical_particles(const torch::Tensor& x, const std::vec
 MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& energy,
                                        const torch::Tensor& x, const MintTrainingOptions& options,
                                        bool relabel,
-                                       const std::function<void(const MintProgress&)>& progress) {
+                                       const std::function<void(const MintProgress&)>& progress,
+                                       const std::function<void(int64_t)>& on_step) {
   energy.energy().check_positions(x, "reference samples");
   check(x.size(0) >= 2, "fitting the prior needs at least 2 reference samples");
   check(!relabel || energy.energy().same_type_particles_interchangeable(),
@@ -286,6 +289,7 @@ MintTrainingResult fit_mint_to_samples(MintPrior& prior, const AnchoredEnergy& e
       p.batch_ess = summarize_log_weights(prior_log_weights(prior, energy, options.samples)).ess;
       progress(p);
     }
+    if (on_step) on_step(step + 1);
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
