@@ -32,13 +32,13 @@ namespace mintjulep {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr int64_t kTrainingEvaluationSamples = 500;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double seconds_since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 // The sampling method (SamplingOptions::method) of a bench method.
@@ -235,7 +235,7 @@ std::pair<fs::path, double> trained_run(Grid& grid, const BenchSystem& system, i
   const fs::path log_path = folder / "train.log";
   grid.log(fmt::format("{}: training the {} into {} (progress in {})\n", prefix,
                        stage == "mint" ? "Mint prior" : "Julep kernel", folder.string(), log_path.string()));
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   try {
     const fs::path config_path = grid.out / "train" / name / "config.toml";
     Model model = build_model(load_config(config_path.string()), grid.device,
@@ -283,7 +283,7 @@ std::optional<json> reusable(const Grid& grid, const Cell& c) {
 }
 
 json run_cell(Grid& grid, const Cell& c, const std::string& prefix) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   fs::remove(c.folder / "metrics.json");
   const bool kernel = bench_method_needs_kernel(c.method);
   double train_seconds = 0;
@@ -300,7 +300,7 @@ json run_cell(Grid& grid, const Cell& c, const std::string& prefix) {
   fs::remove_all(cell_run);
   fs::create_directories(c.folder);
   fs::copy(run, cell_run, fs::copy_options::recursive);
-  const auto sample_start = Clock::now();
+  const auto sample_start = SteadyClock::now();
   Model model = load_run(cell_run.string(), grid.device, /*require_kernel=*/kernel, file_log(c.folder / "sample.log"));
   SamplingOptions options;
   options.method = sampling_method(c.method);
@@ -681,7 +681,7 @@ BenchPlan plan_bench(const BenchSettings& settings) {
 }
 
 BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Device device, const Log& log) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   Grid grid{plan, fs::path(out), device, log, {}, {}};
   std::error_code ec;
   fs::create_directories(grid.out / "train", ec);
@@ -748,7 +748,7 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
                       100 * m["ess"].get<double>(), m["log_z"].get<double>(), seconds_since(start)));
     } else {
       log(fmt::format("{}: start; {:.0f} s elapsed\n", prefix, seconds_since(start)));
-      const auto cell_start = Clock::now();
+      const auto cell_start = SteadyClock::now();
       try {
         m = run_cell(grid, c, prefix);
         m["reused"] = false;
