@@ -345,7 +345,7 @@ py::object train(const std::string& config_path, const std::string& out, std::op
     py::gil_scoped_release release;
     std::error_code ec;
     fs::create_directories(out, ec);
-    check(!ec && fs::is_directory(out), fmt::format("cannot create output folder '{}': {}", out, ec.message()));
+    check(!ec && fs::is_directory(out), fmt::format("cannot create output folder '{}': {}; choose a folder you can write to", out, ec.message()));
     const auto config_copy = (fs::path(out) / "config.toml").string();
     check(!resume || !fs::exists(config_copy) || read_text(config_copy) == read_text(config_path),
           fmt::format("resume: '{}' differs from the config this run started with ('{}'); resume with that one",

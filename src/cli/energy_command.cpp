@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/console.hpp"
+#include "cli/outputs.hpp"
 #include "cli/device.hpp"
 
 namespace mintjulep::cli {
@@ -36,6 +37,7 @@ void run_energy(const EnergyOptions& opt, const GlobalOptions& global) {
   check(opt.chunk > 0, "--chunk must be positive");
   AnchoredEnergy energy(system, opt.anchor >= 0 ? opt.anchor : system->default_anchor());
   const auto dtype = opt.dtype == "float32" ? torch::kFloat32 : torch::kFloat64;
+  if (!opt.forces_out.empty()) check_writable(opt.forces_out);
   auto x = read_configurations(opt.input, *system);
 
   const bool want_forces = opt.print_forces || !opt.forces_out.empty();

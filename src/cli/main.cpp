@@ -5,6 +5,11 @@
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
 
 #include "cli/commands.hpp"
 #include "cli/console.hpp"
@@ -27,6 +32,9 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 int main(int argc, char** argv) {
   using namespace mintjulep;
   keep_freed_memory();
+  // Past a file size limit (ulimit -f) a write fails with EFBIG, reported like a full disk,
+  // instead of SIGXFSZ killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"MintJulep: sample Boltzmann distributions of N-body systems from the energy alone"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
@@ -67,9 +75,19 @@ int main(int argc, char** argv) {
   } catch (const c10::Error& e) {
     console.error(first_line(e.what_without_backtrace()), 2);
     return 2;
+  } catch (const std::system_error& e) {
+    // The environment, not a bug: e.g. standard output on a full disk (fmt), a file system error.
+    console.error(first_line(e.what()), 2);
+    return 2;
   } catch (const std::exception& e) {
     console.error(first_line(e.what()), 1);
     return 1;
+  }
+  // Printed results (energies, tables) are lost when standard output cannot take them.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    console.error(fmt::format("writing the standard output failed: {}; free disk space or redirect it elsewhere",
+                              std::strerror(errno != 0 ? errno : EIO)), 2);
+    return 2;
   }
   console.finish();
   return 0;

@@ -15,6 +15,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/console.hpp"
+#include "cli/outputs.hpp"
 #include "model/run_model.hpp"
 
 namespace mintjulep::cli {
@@ -110,6 +111,7 @@ Loaded load(const std::string& path, const std::string& role, const std::shared_
 void run_metrics(const MetricsOptions& opt) {
   check(opt.burn_in >= 0, "--burn-in must be >= 0");
   check(opt.in_burn_in >= -1, "--in-burn-in must be >= 0");
+  if (!opt.json.empty()) check_writable(opt.json);
   std::shared_ptr<Energy> system;
   if (!opt.system.empty()) system = make_system(opt.system);
   const Loaded ref = load(opt.reference, "--reference", system, opt.burn_in);

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 namespace mintjulep::cli {
-namespace {
 
 namespace fs = std::filesystem;
 
@@ -18,13 +17,12 @@ void check_writable(const std::string& path) {
   const fs::path file(path);
   const fs::path folder = file.parent_path().empty() ? fs::path(".") : file.parent_path();
   check(fs::is_directory(folder),
-        fmt::format("cannot write '{}': folder '{}' does not exist", path, folder.string()));
+        fmt::format("cannot write '{}': folder '{}' does not exist; create it first", path, folder.string()));
   check(::access(folder.c_str(), W_OK) == 0,
-        fmt::format("cannot write '{}': folder '{}' is not writable", path, folder.string()));
+        fmt::format("cannot write '{}': folder '{}' is not writable; write to another folder or make it writable",
+                    path, folder.string()));
   check(!fs::is_directory(file), fmt::format("cannot write '{}': it is a folder", path));
 }
-
-}  // namespace
 
 std::vector<std::string> OutputFiles::all() const {
   std::vector<std::string> files{npz};

@@ -22,4 +22,8 @@ struct OutputFiles {
 // output paths fail before any sampling is done.
 OutputFiles resolve_outputs(const std::string& out, const std::vector<std::string>& trajectories);
 
+// That the folder of `path` exists and is writable and `path` is not a folder (one-line Error
+// with the fix otherwise): called before the work whose result goes there.
+void check_writable(const std::string& path);
+
 }  // namespace mintjulep::cli

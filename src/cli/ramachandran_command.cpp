@@ -15,6 +15,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/console.hpp"
+#include "cli/outputs.hpp"
 #include "model/run_model.hpp"
 
 namespace mintjulep::cli {
@@ -89,6 +90,8 @@ void run_ramachandran(const RamachandranOptions& opt) {
   check(molecule != nullptr,
         fmt::format("system '{}' is not a molecule; Ramachandran analysis needs a peptide", opt.system));
   check(opt.bins >= 2, "--bins must be >= 2");
+  for (const auto* path : {&opt.png, &opt.json})
+    if (!path->empty()) check_writable(*path);
   const auto atoms = find_backbone(molecule->topology());
   auto data = load_weighted(opt.input, *system, opt.burn_in);
   auto result = analyse(data, atoms, opt.bins);

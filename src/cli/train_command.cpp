@@ -50,7 +50,7 @@ void run_train(const TrainOptions& opt, const GlobalOptions& global) {
   std::error_code ec;
   fs::create_directories(opt.out, ec);
   check(!ec && fs::is_directory(opt.out),
-        fmt::format("cannot create output folder '{}': {}", opt.out, ec.message()));
+        fmt::format("cannot create output folder '{}': {}; choose a folder you can write to", opt.out, ec.message()));
   const auto folder = fs::path(opt.out);
   const auto config_copy = (folder / "config.toml").string();
   check(!opt.resume || !fs::exists(config_copy) || read_text(config_copy) == read_text(opt.config),

@@ -10,12 +10,33 @@
 
 namespace mintjulep {
 
+std::string write_error(const std::string& path, int error) {
+  const std::string reason = std::strerror(error);
+  switch (error) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return fmt::format("cannot write '{}': {}; write to another folder or make it writable (an earlier "
+                         "file of that name is unchanged)",
+                         path, reason);
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+      return fmt::format("writing '{}' failed: {}; free disk space (or raise the file size limit, ulimit -f) "
+                         "or write to another disk (an earlier file of that name is unchanged)",
+                         path, reason);
+    case ENOENT:
+    case ENOTDIR:
+      return fmt::format("cannot write '{}': {}; create its folder first", path, reason);
+    default:
+      return fmt::format("writing '{}' failed: {} (an earlier file of that name is unchanged)", path, reason);
+  }
+}
+
 AtomicFile::AtomicFile(std::string path)
     : path_(std::move(path)), temp_path_(path_ + fmt::format(".tmp{}", ::getpid())) {
   file_ = std::fopen(temp_path_.c_str(), "wb");
-  check(file_ != nullptr, fmt::format("cannot write '{}': {}; check that the folder exists and is "
-                                      "writable",
-                                      path_, std::strerror(errno)));
+  if (file_ == nullptr) throw Error(write_error(path_, errno));
 }
 
 AtomicFile::~AtomicFile() {
@@ -25,22 +46,26 @@ AtomicFile::~AtomicFile() {
   }
 }
 
+void AtomicFile::fail(int error) {
+  if (file_ != nullptr) std::fclose(file_);
+  file_ = nullptr;
+  std::remove(temp_path_.c_str());
+  throw Error(write_error(path_, error));
+}
+
 void AtomicFile::write(const void* data, size_t size) {
   check(file_ != nullptr, "write to a closed file " + path_);
-  check(std::fwrite(data, 1, size, file_) == size,
-        fmt::format("writing '{}' failed: {}", path_, std::strerror(errno)));
+  if (std::fwrite(data, 1, size, file_) != size) fail(errno);
 }
 
 void AtomicFile::commit() {
   check(file_ != nullptr, "commit of a closed file " + path_);
-  const bool flushed = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-  const bool closed = std::fclose(file_) == 0;
+  // Each step keeps its own errno: a later call may overwrite it.
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) fail(errno);
+  const int closed = std::fclose(file_);
   file_ = nullptr;
-  if (!flushed || !closed || std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(temp_path_.c_str());
-    throw Error(fmt::format("writing '{}' failed: {}", path_, reason));
-  }
+  if (closed != 0) fail(errno);
+  if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) fail(errno);
 }
 
 }  // namespace mintjulep

@@ -6,6 +6,11 @@
 
 namespace mintjulep {
 
+// The one-line message of a failed write of `path` with errno `error`: the problem and its fix
+// (a folder that is not writable, a full disk or file size limit, a missing folder), and that an
+// earlier file of that name is unchanged.
+std::string write_error(const std::string& path, int error);
+
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);
@@ -18,6 +23,8 @@ class AtomicFile {
   void commit();
 
  private:
+  [[noreturn]] void fail(int error);  // closes and removes the temporary file, then throws
+
   std::string path_, temp_path_;
   std::FILE* file_ = nullptr;
 };

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -266,12 +267,24 @@ void write_npz(const std::string& path,
       throw Error(fmt::format("writing '{}' failed while adding '{}'", path, name));
     }
   }
+  // libzip writes the archive only here (into a temporary file of its own, next to `temp`): a
+  // folder that is not writable or a full disk shows up now, with the errno in the zip error.
   if (zip_close(archive) != 0) {
+    zip_error_t* error = zip_get_error(archive);
+    const bool system = zip_error_system_type(error) == ZIP_ET_SYS && zip_error_code_system(error) != 0;
+    const int code = zip_error_code_system(error);
+    const std::string reason = zip_error_strerror(error);
     zip_discard(archive);
     std::remove(temp.c_str());
-    throw Error(fmt::format("writing '{}' failed (disk full?)", path));
+    if (system) throw Error(write_error(path, code));
+    throw Error(fmt::format("writing '{}' failed: {} (an earlier file of that name is unchanged)", path,
+                            printable(reason)));
   }
-  check(std::rename(temp.c_str(), path.c_str()) == 0, fmt::format("cannot move '{}' into place", path));
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    const int code = errno;
+    std::remove(temp.c_str());
+    throw Error(write_error(path, code));
+  }
 }
 
 }  // namespace mintjulep

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "io/atomic_file.hpp"
 
@@ -262,11 +263,13 @@ AnnealResult anneal_model(const Model& model, const AnnealOptions& options, int6
 }
 
 void save_checkpoint(torch::nn::Module& module, const std::string& path) {
-  const std::string temp = path + ".tmp";
   torch::serialize::OutputArchive archive;
   module.save(archive);
-  archive.save_to(temp);
-  fs::rename(temp, path);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  AtomicFile file(path);  // a failed write (full disk, read-only folder) keeps the old checkpoint
+  file.write(bytes.str());
+  file.commit();
 }
 
 void load_checkpoint(torch::nn::Module& module, const std::string& path, torch::Device device) {
@@ -285,7 +288,7 @@ void save_run(const Model& model, const std::string& folder) {
   std::error_code ec;
   fs::create_directories(folder, ec);
   check(!ec && fs::is_directory(folder),
-        fmt::format("cannot create output folder '{}': {}", folder, ec.message()));
+        fmt::format("cannot create output folder '{}': {}; choose a folder you can write to", folder, ec.message()));
   MintPrior prior = model.prior;  // the holders share the modules
   JulepSampler sampler = model.sampler;
   save_checkpoint(*prior, (fs::path(folder) / "prior.pt").string());

@@ -101,7 +101,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
   std::error_code ec;
   fs::create_directories(out, ec);
   check(!ec && fs::is_directory(out),
-        fmt::format("cannot create output folder '{}': {}", out, ec.message()));
+        fmt::format("cannot create output folder '{}': {}; choose a folder you can write to", out, ec.message()));
   const auto folder = fs::path(out);
   const auto config_copy = (folder / "config.toml").string();
   const AnchoredEnergy& energy = *model.energy;

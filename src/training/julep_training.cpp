@@ -1,6 +1,7 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/julep_training.hpp>
 
+#include "io/atomic_file.hpp"
 #include "training/schedule.hpp"
 
 #include <torch/nn/utils/clip_grad.h>
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <sstream>
 
 namespace mintjulep {
 
@@ -133,9 +135,11 @@ void save_training_state(const std::string& path, JulepSampler& sampler, torch::
   archive.write("progress", torch::tensor({static_cast<double>(progress.next_iteration),
                                            static_cast<double>(progress.dropped), progress.seconds},
                                           torch::kFloat64));
-  const std::string temp = path + ".tmp";
-  archive.save_to(temp);
-  std::filesystem::rename(temp, path);  // atomic: a reader sees the old state or the new one
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  AtomicFile file(path);  // atomic: a reader sees the old state or the new one
+  file.write(bytes.str());
+  file.commit();
 }
 
 SavedProgress load_training_state(const std::string& path, JulepSampler& sampler,

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the library and the GoogleTest suite with AddressSanitizer + UndefinedBehaviorSanitizer
+# (-DMINTJULEP_SANITIZE=ON, -O0) into $ASAN_BUILD_DIR (default build-asan/) and runs the unit
+# tests of SANITIZE_FILTER (a gtest filter, default: the subset in docs/ROBUSTNESS.md) in one
+# process. Exits non-zero on a failed test or a sanitizer report (UB is fatal). Only the test
+# target is built (no command line tool, benchmarks or Python module).
+#
+#   scripts/sanitize.sh                      the default subset
+#   SANITIZE_FILTER='*' scripts/sanitize.sh  every unit test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+# Left out: the slowest tests (statistical checks over many repeated runs, finite differences,
+# long training loops), each of whose code also runs in faster tests; docs/ROBUSTNESS.md lists
+# them with their times.
+default_filter='-Objectives/MintObjective.*:Annealing.SmcWithMalaHasAnUnbiasedZHat'
+default_filter+=':Annealing.SmcWithJulepIncrementsHasAnUnbiasedZHat:BasinDiscovery.*'
+default_filter+=':JulepTraining.DifferentiableLogWeightEqualsTheSimulationAndItsGradientIsExact'
+default_filter+=':JulepTraining.ParameterGradientOfOneStepMatchesFiniteDifferences'
+default_filter+=':Langevin.AlanineDipeptideEnergyMatchesOpenMM:JulepWeights.AreUnbiasedForAGaussianTargetWithKnownZ'
+filter=${SANITIZE_FILTER:-$default_filter}
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+
+start=$(date +%s)
+if [ ! -f "$ASAN_BUILD_DIR/CMakeCache.txt" ]; then
+  cmake -S . -B "$ASAN_BUILD_DIR" "${generator[@]}" -DMINTJULEP_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g1" \
+    -DMINTJULEP_BUILD_BENCHMARKS=OFF -DMINTJULEP_PYTHON=OFF
+fi
+cmake --build "$ASAN_BUILD_DIR" --target mintjulep_tests --parallel "$(nproc)"
+built=$(date +%s)
+
+# Leaks are checked too (LeakSanitizer, at exit); LibTorch, OpenMM and BLAS are not
+# instrumented, but their allocations go through the intercepted malloc and are checked as well.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export OMP_NUM_THREADS=1
+status=0
+"$ASAN_BUILD_DIR/tests/mintjulep_tests" --gtest_filter="$filter" --gtest_brief=1 || status=$?
+end=$(date +%s)
+echo "sanitize: build $((built - start)) s, tests $((end - built)) s, exit $status"
+exit "$status"
