@@ -40,6 +40,7 @@ struct Console::State {
   ProgressThrottle json_throttle{json_cadence()};
   std::FILE* json = nullptr;
   std::string json_path;
+  int stdout_errno = 0;
 };
 
 Console::Console() : state_(std::make_unique<State>()) {}
@@ -87,10 +88,7 @@ void Console::after_output(std::FILE* stream) {
 
 void Console::info(const std::string& line) {
   if (!quiet_) {
-    before_output(stdout);
-    std::fputs(line.c_str(), stdout);
-    std::fflush(stdout);
-    after_output(stdout);
+    write_stdout(line);
   }
   std::string message = line;
   while (!message.empty() && message.back() == '\n') message.pop_back();
@@ -98,12 +96,17 @@ void Console::info(const std::string& line) {
   event(e);
 }
 
-void Console::output(const std::string& text) {
+void Console::output(const std::string& text) { write_stdout(text); }
+
+void Console::write_stdout(const std::string& text) {
   before_output(stdout);
-  std::fputs(text.c_str(), stdout);
-  std::fflush(stdout);
+  errno = 0;
+  if ((std::fputs(text.c_str(), stdout) < 0 || std::fflush(stdout) != 0) && state_->stdout_errno == 0)
+    state_->stdout_errno = errno != 0 ? errno : EIO;
   after_output(stdout);
 }
+
+int Console::stdout_errno() const { return state_->stdout_errno; }
 
 void Console::warning(const std::string& message) {
   before_output(stderr);

@@ -44,6 +44,9 @@ class Console {
   // ... or of a failed one: "mintjulep: error: MESSAGE" on standard error and an error event.
   void error(const std::string& message, int exit_code);
 
+  // The errno of the first write to standard output that failed (0: none failed).
+  int stdout_errno() const;
+
   // info() and progress() as the library's callbacks.
   Log log();
   Progress progress_sink();
@@ -54,6 +57,7 @@ class Console {
   // Around any other output to the terminal that shows the progress line.
   void before_output(std::FILE* stream);
   void after_output(std::FILE* stream);
+  void write_stdout(const std::string& text);
 
   bool quiet_ = false;
   std::string command_;

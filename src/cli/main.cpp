@@ -84,9 +84,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Printed results (energies, tables) are lost when standard output cannot take them.
+  errno = 0;
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const int code = console.stdout_errno() != 0 ? console.stdout_errno() : (errno != 0 ? errno : EIO);
     console.error(fmt::format("writing the standard output failed: {}; free disk space or redirect it elsewhere",
-                              std::strerror(errno != 0 ? errno : EIO)), 2);
+                              std::strerror(code)), 2);
     return 2;
   }
   console.finish();
