@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# kill -9 at several moments, then resume: `md` (its .npz checkpoint), `train` (the kernel
+# training state) and `bench` (finished cells) end with the result of an uninterrupted run,
+# and the result files are never half-written (every file that exists under its final name
+# loads). The kill times are fractions of the uninterrupted run's wall time, so they land
+# inside the run on a fast or a slow machine alike.
+set -uo pipefail
+bin=${MINTJULEP:?set MINTJULEP to the mintjulep binary}
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
+
+now() { date +%s.%N; }
+# run_killed SECONDS CMD...: starts CMD, kills it with SIGKILL after SECONDS (if still running).
+# Prints "killed" or "finished".
+run_killed() {
+  local delay=$1; shift
+  "$@" >"$work/killed.out" 2>&1 &
+  local pid=$!
+  sleep "$delay"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    echo killed
+  else
+    wait "$pid" 2>/dev/null
+    echo finished
+  fi
+}
+# npz_loads FILE: a complete .npz (every member readable).
+npz_loads() {
+  "$py" -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None" "$1" 2>/dev/null
+}
+
+# ---- md: alanine dipeptide, a checkpoint every 2 frames --------------------------------------
+md_args=(md --system ala2 --replicas 4 --steps 3000 --report-every 20 --checkpoint-every 2 --seed 5 --threads 1)
+t0=$(now)
+"$bin" "${md_args[@]}" --out "$work/md-ref.npz" >/dev/null 2>&1 || fail "md reference run"
+md_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
+kills=0
+for fraction in 0.25 0.25 0.25; do
+  delay=$(awk -v t="$md_time" -v f="$fraction" "BEGIN { print t * f }")
+  resume=()
+  [ -f "$work/md.npz" ] && resume=(--resume)
+  state=$(run_killed "$delay" "$bin" "${md_args[@]}" --out "$work/md.npz" "${resume[@]}")
+  [ "$state" = killed ] && kills=$((kills + 1))
+  if [ -f "$work/md.npz" ]; then npz_loads "$work/md.npz" || fail "md: md.npz half-written after a kill at ${fraction}"; fi
+done
+[ "$kills" -ge 2 ] || fail "md: only $kills of 3 kills landed inside the run"
+resume=()
+[ -f "$work/md.npz" ] && resume=(--resume)
+"$bin" "${md_args[@]}" --out "$work/md.npz" "${resume[@]}" >"$work/md.out" 2>&1 || fail "md final resume: $(tail -1 "$work/md.out")"
+"$py" - "$work/md-ref.npz" "$work/md.npz" <<'PY' || fail "md: the resumed run differs from the uninterrupted one"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+for key in ("positions", "energies", "steps"):
+    assert np.array_equal(a[key], b[key]), key
+PY
+echo "md: $kills kills inside a ${md_time} s run, resumed to the uninterrupted result"
+
+# ---- train: the kernel stage, its state saved every iteration ---------------------------------
+cat >"$work/tiny.toml" <<'TOML'
+system = "dw4"
+[prior]
+components = 4
+[mint]
+steps = 20
+samples = 128
+eval_samples = 500
+[network]
+hidden = 16
+layers = 2
+[julep]
+steps = 10
+eps = 0.05
+[train]
+iterations = 60
+samples = 32
+chunk_steps = 5
+log_every = 10
+checkpoint_every = 1
+eval_samples = 200
+TOML
+t0=$(now)
+"$bin" train "$work/tiny.toml" --out "$work/train-ref" --seed 2 --threads 1 >/dev/null 2>&1 || fail "train reference run"
+train_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
+kills=0
+for fraction in 0.3 0.25 0.25; do
+  delay=$(awk -v t="$train_time" -v f="$fraction" "BEGIN { print t * f }")
+  resume=()
+  [ -f "$work/train/config.toml" ] && resume=(--resume)
+  state=$(run_killed "$delay" "$bin" train "$work/tiny.toml" --out "$work/train" --seed 2 --threads 1 "${resume[@]}")
+  [ "$state" = killed ] && kills=$((kills + 1))
+  if [ -f "$work/train/metrics.json" ]; then
+    "$py" -c "import json, sys; json.load(open(sys.argv[1]))" "$work/train/metrics.json" ||
+      fail "train: metrics.json half-written after a kill at ${fraction}"
+  fi
+done
+[ "$kills" -ge 2 ] || fail "train: only $kills of 3 kills landed inside the run"
+"$bin" train "$work/tiny.toml" --out "$work/train" --seed 2 --threads 1 --resume >"$work/train.out" 2>&1 ||
+  fail "train final resume: $(tail -1 "$work/train.out")"
+cmp -s "$work/train-ref/sampler.pt" "$work/train/sampler.pt" || fail "train: the resumed kernel differs from the uninterrupted one"
+cmp -s "$work/train-ref/prior.pt" "$work/train/prior.pt" || fail "train: the resumed prior differs from the uninterrupted one"
+"$py" - "$work/train-ref/metrics.json" "$work/train/metrics.json" <<'PY' || fail "train: metrics differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for key in ("path_ess", "log_z", "prior_ess", "prior_log_z"):
+    assert a[key] == b[key], (key, a[key], b[key])
+PY
+echo "train: $kills kills inside a ${train_time} s run, resumed to the uninterrupted result"
+
+# ---- bench: finished cells are kept, the grid completes -------------------------------------
+bench_args=(bench --systems dw4 --methods prior,ais-mala --seeds 0,1 --samples 500 --steps 5 --mint-steps 10 --threads 1)
+t0=$(now)
+"$bin" "${bench_args[@]}" --out "$work/bench-ref" >/dev/null 2>&1 || fail "bench reference run"
+bench_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
+for fraction in 0.3 0.6; do
+  delay=$(awk -v t="$bench_time" -v f="$fraction" "BEGIN { print t * f }")
+  run_killed "$delay" "$bin" "${bench_args[@]}" --out "$work/bench" >/dev/null
+  for f in "$work"/bench/*/*/metrics.json "$work"/bench/*/metrics.json; do
+    [ -f "$f" ] || continue
+    "$py" -c "import json, sys; json.load(open(sys.argv[1]))" "$f" || fail "bench: $f half-written"
+  done
+done
+"$bin" "${bench_args[@]}" --out "$work/bench" >"$work/bench.out" 2>&1 || fail "bench final run: $(tail -1 "$work/bench.out")"
+"$py" - "$work/bench-ref/results.json" "$work/bench/results.json" <<'PY' || fail "bench: results differ from the uninterrupted grid"
+import json, sys
+def cells(path):
+    data = json.load(open(path))
+    rows = data["cells"] if isinstance(data, dict) else data
+    return {(c["system"], c["method"], c["seed"]): (c.get("ess"), c.get("log_z")) for c in rows}
+a, b = cells(sys.argv[1]), cells(sys.argv[2])
+assert a == b, (a, b)
+assert len(a) == 4, a
+PY
+
+finish "kill and resume"
