@@ -111,7 +111,8 @@ PY
 echo "train: $kills kills inside a ${train_time} s run, resumed to the uninterrupted result"
 
 # ---- bench: finished cells are kept, the grid completes -------------------------------------
-bench_args=(bench --systems dw4 --methods prior,ais-mala --seeds 0,1 --samples 500 --steps 5 --mint-steps 10 --threads 1)
+bench_args=(bench --systems dw4 --methods prior,ais-mala --seeds 0,1 --config "dw4=$work/tiny.toml" --samples 500 --steps 5
+            --mint-steps 10 --threads 1)
 t0=$(now)
 "$bin" "${bench_args[@]}" --out "$work/bench-ref" >/dev/null 2>&1 || fail "bench reference run"
 bench_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
