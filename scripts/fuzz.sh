@@ -33,6 +33,10 @@ fi
 cmake --build "$FUZZ_BUILD_DIR" --parallel "$(nproc)"
 
 export OMP_NUM_THREADS=1
+# A fixed libFuzzer seed by default, so that a test run explores the same inputs every time (up
+# to how many fit in the time box); FUZZ_SEED=random draws a new one per run, for longer hunts.
+seed_flag=(-seed="${FUZZ_SEED:-1}")
+[ "${FUZZ_SEED:-1}" = random ] && seed_flag=()
 # The harnesses write each input to a file in $TMPDIR; keep those (left behind by a crash) here.
 mkdir -p "$FUZZ_BUILD_DIR/tmp"
 TMPDIR="$(cd "$FUZZ_BUILD_DIR/tmp" && pwd)"
@@ -46,7 +50,7 @@ for h in "${harnesses[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   echo "fuzz: $h for ${seconds} s"
   status=0
-  "$FUZZ_BUILD_DIR/fuzz_$h" "$corpus" "fuzz/corpus/$h" -max_total_time="$seconds" -timeout=5 \
+  "$FUZZ_BUILD_DIR/fuzz_$h" "$corpus" "fuzz/corpus/$h" -max_total_time="$seconds" -timeout=5 "${seed_flag[@]}" \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   time=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)

@@ -92,6 +92,22 @@ class Table {
 // configuration keys and values are ASCII; non-ASCII text is needed only in comments and
 // maybe in one-line strings (paths). This blanks comments, keeps one-line strings and
 // rejects non-ASCII bytes anywhere else, so that toml++ never classifies one.
+namespace {
+
+// Whether a quote at text[i] can open a TOML string: at the start of its line or after '=',
+// '[', '{', ',' or '.' (a value, an array element, a quoted key). Elsewhere, e.g. inside a
+// malformed bare value like `4x"...`, toml++ does not read a string there either, so the bytes
+// after it must be checked as well.
+bool string_can_start(const std::string& text, size_t line_start, size_t i) {
+  size_t k = i;
+  while (k > line_start && (text[k - 1] == ' ' || text[k - 1] == '\t')) --k;
+  if (k == line_start) return true;
+  const char before = text[k - 1];
+  return before == '=' || before == '[' || before == '{' || before == ',' || before == '.';
+}
+
+}  // namespace
+
 std::string ascii_outside_strings(const std::string& text, const std::string& path) {
   std::string out = text;
   size_t line = 1, line_start = 0;
@@ -108,7 +124,7 @@ std::string ascii_outside_strings(const std::string& text, const std::string& pa
     } else if (c == '#') {  // a comment: blanked up to the end of the line
       for (; i + 1 < text.size() && text[i + 1] != '\n'; ++i)
         if (static_cast<unsigned char>(text[i + 1]) >= 0x80) out[i + 1] = ' ';
-    } else if (c == '"' || c == '\'') {  // a string, up to its closing quote(s)
+    } else if ((c == '"' || c == '\'') && string_can_start(text, line_start, i)) {  // a string
       const std::string quote(text.compare(i, 3, std::string(3, c)) == 0 ? 3 : 1, c);
       const bool multi_line = quote.size() == 3;
       size_t j = i + quote.size();
