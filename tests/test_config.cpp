@@ -151,6 +151,7 @@ TEST(Config, OutOfRangeNumbersAndControlCharactersAreErrors) {
       {"system = \"dw4\"\ntemperature = -inf\n", "'temperature' in the top level must be a finite number"},
       {"system = \"dw4\"\nthreads = 4294967297\n", "'threads' in the top level must be an integer in ["},
       {"system = \"dw4\"\nseed = -1\n", "'seed' in the top level must be a non-negative integer"},
+      {"system = \"dw4\"\nthreads = 4E77\n", "'threads' in the top level must be an integer"},  // fuzz_config
       {"system = \"dw4\\nlj13\"\n", "'system' in the top level must be a one-line string"},
       {"system = \"dw4\"\n[mint]\nobjective = \"snis\\r\"\n", "'objective' in [mint] must be a one-line string"},
       {"system = \"dw4\"\n\"a\\nb\" = 1\n", "unknown key 'a\\nb'"},

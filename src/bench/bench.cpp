@@ -61,8 +61,10 @@ std::string config_stem(const std::string& system) {
 // ---- The [bench] section of a bench file -------------------------------------------------
 
 int64_t read_integer(const toml::node& node, const std::string& where, const std::string& path) {
+  // is_integer first: toml++ 3.3 converts a float to int64 without a range check (UB).
+  check(node.is_integer(), fmt::format("{}: {} must be an integer", path, where));
   auto v = node.value<int64_t>();
-  check(node.is_integer() && v.has_value(), fmt::format("{}: {} must be an integer", path, where));
+  check(v.has_value(), fmt::format("{}: {} must be an integer", path, where));
   return *v;
 }
 

@@ -36,8 +36,10 @@ class Table {
       check(v.has_value(), message(key, "true or false"));
       value = *v;
     } else if constexpr (std::is_integral_v<T>) {
+      // is_integer first: toml++ 3.3 converts a float to int64 without a range check (UB).
+      check(node->is_integer(), message(key, "an integer"));
       auto v = node->value<int64_t>();
-      check(v.has_value() && node->is_integer(), message(key, "an integer"));
+      check(v.has_value(), message(key, "an integer"));
       if constexpr (std::is_unsigned_v<T>) {
         check(*v >= 0, message(key, "a non-negative integer"));
       } else if constexpr (sizeof(T) < sizeof(int64_t)) {
