@@ -325,6 +325,9 @@ TEST(NumericalFaults, SummaryCountsEachCauseAndDescribesIt) {
             "4 of 6 weights dropped (weight 0): 1 NaN (energy or density not evaluable), 1 +inf (log w "
             "overflow), 2 -inf (infinite energy)");
   EXPECT_EQ(describe_dropped_weights(summarize_log_weights(torch::zeros({5}, f64))), "all 5 weights finite");
+  // SMC counted 3 NaN during the run, none of them left in the final weights.
+  EXPECT_EQ(describe_dropped_weights(summarize_log_weights(torch::zeros({5}, f64)), 3, 0),
+            "all 5 weights finite; at resampling steps 3 NaN and 0 +inf log w were set to 0");
 }
 
 TEST(NumericalFaults, NanEnergyMidTrajectoryDropsOnlyThoseChains) {

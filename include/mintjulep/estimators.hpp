@@ -22,7 +22,10 @@ struct ImportanceSummary {
 ImportanceSummary summarize_log_weights(const torch::Tensor& log_w);
 
 // One phrase for logs: "all 2000 weights finite" or "3 of 2000 weights dropped (weight 0):
-// 2 NaN (energy or density not evaluable), 1 +inf (log w overflow)".
-std::string describe_dropped_weights(const ImportanceSummary& summary);
+// 2 NaN (energy or density not evaluable), 1 +inf (log w overflow)". An annealing run that
+// counted more NaN / +inf log w than the final weights hold (SMC zeroes them at resampling
+// steps) passes its counts, and the phrase names the difference.
+std::string describe_dropped_weights(const ImportanceSummary& summary, int64_t run_nan = 0,
+                                     int64_t run_overflow = 0);
 
 }  // namespace mintjulep

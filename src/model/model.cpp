@@ -218,10 +218,7 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   double mean_acceptance = 0;
   for (double a : r.acceptance) mean_acceptance += a / static_cast<double>(r.acceptance.size());
   auto weights = summarize_log_weights(r.log_w);
-  std::string dropped = describe_dropped_weights(weights);
-  if (r.num_nan > weights.num_nan || r.num_overflow > weights.num_overflow)
-    dropped += fmt::format("; at resampling steps {} NaN and {} +inf log w were set to 0",
-                           r.num_nan - weights.num_nan, r.num_overflow - weights.num_overflow);
+  const std::string dropped = describe_dropped_weights(weights, r.num_nan, r.num_overflow);
   model.log(fmt::format("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {}{}, "
              "{:.1f} s\n",
              what, r.steps, mala ? fmt::format(", {} moves per temperature", options.moves) : "",

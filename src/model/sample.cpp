@@ -77,10 +77,7 @@ Samples sample(Model& model, const SamplingOptions& opt) {
   s.num_nan = std::max(summary.num_nan, run_nan);
   s.num_overflow = std::max(summary.num_overflow, run_overflow);
   s.num_zero = summary.num_zero;
-  s.dropped = describe_dropped_weights(summary);
-  if (s.num_nan > summary.num_nan || s.num_overflow > summary.num_overflow)
-    s.dropped += fmt::format("; at resampling steps {} NaN and {} +inf log w were set to 0",
-                             s.num_nan - summary.num_nan, s.num_overflow - summary.num_overflow);
+  s.dropped = describe_dropped_weights(summary, s.num_nan, s.num_overflow);
   s.smc = !opt.method.empty() && opt.method != "prior" && anneal_method_resamples(opt.method);
   return s;
 }

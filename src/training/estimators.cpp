@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -31,14 +32,22 @@ ImportanceSummary summarize_log_weights(const torch::Tensor& log_w) {
   return s;
 }
 
-std::string describe_dropped_weights(const ImportanceSummary& s) {
+std::string describe_dropped_weights(const ImportanceSummary& s, int64_t run_nan, int64_t run_overflow) {
   const int64_t dropped = s.num_samples - s.num_finite;
-  if (dropped == 0) return fmt::format("all {} weights finite", s.num_samples);
-  std::vector<std::string> causes;
-  if (s.num_nan > 0) causes.push_back(fmt::format("{} NaN (energy or density not evaluable)", s.num_nan));
-  if (s.num_overflow > 0) causes.push_back(fmt::format("{} +inf (log w overflow)", s.num_overflow));
-  if (s.num_zero > 0) causes.push_back(fmt::format("{} -inf (infinite energy)", s.num_zero));
-  return fmt::format("{} of {} weights dropped (weight 0): {}", dropped, s.num_samples, fmt::join(causes, ", "));
+  std::string text;
+  if (dropped == 0) {
+    text = fmt::format("all {} weights finite", s.num_samples);
+  } else {
+    std::vector<std::string> causes;
+    if (s.num_nan > 0) causes.push_back(fmt::format("{} NaN (energy or density not evaluable)", s.num_nan));
+    if (s.num_overflow > 0) causes.push_back(fmt::format("{} +inf (log w overflow)", s.num_overflow));
+    if (s.num_zero > 0) causes.push_back(fmt::format("{} -inf (infinite energy)", s.num_zero));
+    text = fmt::format("{} of {} weights dropped (weight 0): {}", dropped, s.num_samples, fmt::join(causes, ", "));
+  }
+  if (run_nan > s.num_nan || run_overflow > s.num_overflow)
+    text += fmt::format("; at resampling steps {} NaN and {} +inf log w were set to 0",
+                        std::max<int64_t>(run_nan - s.num_nan, 0), std::max<int64_t>(run_overflow - s.num_overflow, 0));
+  return text;
 }
 
 }  // namespace mintjulep
