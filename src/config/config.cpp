@@ -273,6 +273,7 @@ RunConfig load_config(const std::string& path) {
   anneal.read("method", c.anneal.method);
   anneal.read("steps", c.anneal.steps);
   anneal.read("moves", c.anneal.moves);
+  anneal.read("leapfrog", c.anneal.leapfrog);
   anneal.read("step_size", c.anneal.step_size);
   anneal.read("target_acceptance", c.anneal.target_acceptance);
   anneal.read("max_step_size", c.anneal.max_step_size);
