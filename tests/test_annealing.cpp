@@ -180,6 +180,29 @@ TEST(Annealing, HmcAisIsUnbiasedForAnAnisotropicGaussian) {
                Error);
 }
 
+TEST(Annealing, MalaAisOnANonUniformScheduleIsUnbiased) {
+  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
+  AnchoredEnergy energy(target, 0);
+  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
+  for (double power : {0.5, 3.0}) {
+    AnnealOptions o;
+    o.method = "mala";
+    o.steps = 8;
+    o.schedule_power = power;
+    o.step_size = 0.05;
+    o.pilot = 200;
+    o.chunk = 5000;
+    auto r = anneal(o, prior, energy, nullptr, 20000, 5);
+    auto c = mean_of_ratio(r.log_w, target->log_z());
+    EXPECT_LT(c.se, 0.05) << "power " << power;
+    EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << "power " << power << ", standard error " << c.se;
+  }
+  AnnealOptions bad;
+  bad.schedule_power = 0;
+  EXPECT_THROW(check_anneal_options(bad), Error);
+}
+
 TEST(Annealing, MalaAisIsUnbiasedForATwoModeMixture) {
   auto target = std::make_shared<GaussianMixture2D>();
   AnchoredEnergy energy(target, 0);

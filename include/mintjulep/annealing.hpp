@@ -33,6 +33,9 @@ struct AnnealOptions {
   // Leapfrog steps per move: 1 is MALA; L > 1 is Hamiltonian Monte Carlo with L leapfrog steps
   // of size sqrt(2 h) (the same h, so that L = 1 would be MALA), L gradients per move.
   int64_t leapfrog = 1;
+  // The MALA/HMC temperatures t_j = (j / T)^schedule_power: 1 is uniform; > 1 puts more of them
+  // near t = 0 (the prior end), < 1 near t = 1 (the target end). Any schedule is exact.
+  double schedule_power = 1.0;
   double step_size = 0.01;           // initial MALA step h: y' = y - h grad U + sqrt(2 h) xi
   double target_acceptance = 0.57;
   double max_step_size = 0.25;       // cap on h, in units of length_scale^2

@@ -274,6 +274,7 @@ RunConfig load_config(const std::string& path) {
   anneal.read("steps", c.anneal.steps);
   anneal.read("moves", c.anneal.moves);
   anneal.read("leapfrog", c.anneal.leapfrog);
+  anneal.read("schedule_power", c.anneal.schedule_power);
   anneal.read("step_size", c.anneal.step_size);
   anneal.read("target_acceptance", c.anneal.target_acceptance);
   anneal.read("max_step_size", c.anneal.max_step_size);

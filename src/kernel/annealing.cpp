@@ -30,6 +30,8 @@ void check_anneal_options(const AnnealOptions& o) {
   check(o.steps >= 1, "annealing steps must be >= 1");
   check(o.moves >= 1, "annealing moves per temperature must be >= 1");
   check(o.leapfrog >= 1, "annealing leapfrog steps per move must be >= 1 (1: MALA)");
+  check(o.schedule_power > 0 && std::isfinite(o.schedule_power),
+        "annealing schedule_power must be positive (t_j = (j / T)^power; 1: uniform)");
   check(o.step_size > 0, "annealing step_size must be positive");
   check(o.max_step_size > 0, "annealing max_step_size must be positive");
   check(o.target_acceptance > 0 && o.target_acceptance < 1, "annealing target_acceptance must be in (0, 1)");
@@ -189,7 +191,7 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
   Potential cur;
   double log_z = 0;
   for (int64_t j = 1; j <= T; ++j) {
-    const double t = static_cast<double>(j) / static_cast<double>(T);
+    const double t = std::pow(static_cast<double>(j) / static_cast<double>(T), o.schedule_power);
     auto next = potential(prior, energy, y, t);
     // j = 1: -U_{t_1}(y_0) - log q(y_0); later: U_{t_{j-1}}(y_{j-1}) - U_{t_j}(y_{j-1}).
     // A weight that is already exactly zero (-inf) stays zero, whatever the increment.
