@@ -66,7 +66,8 @@ prior_before=$(md5sum <"$work/run/prior.pt")
 
 # --- A full disk: a 1 KiB file size limit.
 full="free disk space (or raise the file size limit, ulimit -f) or write to another disk (an earlier file of that name is unchanged)"
-expect_write_error "sample on a full disk" "writing '$work/s.npz' failed: File too large; $full" \
+# The first write that fails is the first finished chunk, kept next to the output.
+expect_write_error "sample on a full disk" "writing '$work/s.npz.partial/chunk-000000.pt' failed: File too large; $full" \
   limited 1 "$bin" sample "$work/run" --method prior --num-samples 200 --seed 2 --out "$work/s.npz" --threads 1
 cmp -s "$work/s.npz" "$work/s.before" || fail "a failed sample changed the earlier s.npz"
 # 60 samples: the .npz fits in 8 KiB, their PDB and XYZ copies do not.
@@ -123,7 +124,7 @@ if [ "${#as_user[@]}" -eq 0 ]; then
   echo "SKIP: file permissions are not enforced for this user (root without setpriv); permission checks skipped"
 else
   mkdir "$work/ro" && chmod 555 "$work/ro"
-  not_writable "sample into a read-only folder" "$work/ro/s.npz" \
+  not_writable "sample into a read-only folder" "$work/ro/s.npz.partial" \
     "${as_user[@]}" "$bin" sample "$work/run" --method prior --num-samples 20 --out "$work/ro/s.npz" --threads 1
   not_writable "sample --trajectory into a read-only folder" "$work/ro/s.dcd" \
     "${as_user[@]}" "$bin" sample "$work/run" --method prior --num-samples 20 --out "$work/s3.npz" --trajectory "$work/ro/s.dcd" --threads 1
