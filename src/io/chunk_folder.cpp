@@ -74,7 +74,11 @@ ChunkCache ChunkFolder::cache(torch::Device device) const {
       torch::serialize::InputArchive archive;
       archive.load_from(path, device);
       record.clear();
-      for (const auto& name : archive.keys()) archive.read(name, record[name]);
+      // keys() also lists the archive's own attributes (such as "training"): only tensors count.
+      for (const auto& name : archive.keys()) {
+        torch::Tensor tensor;
+        if (archive.try_read(name, tensor)) record[name] = tensor;
+      }
     } catch (const c10::Error& e) {
       throw Error(fmt::format("cannot read the finished chunk '{}' ({}); delete the folder '{}' to draw every "
                               "chunk again",

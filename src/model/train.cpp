@@ -375,6 +375,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
   // Finished: sampler.pt and metrics.json hold everything the training state did.
   fs::remove(state_path);
   fs::remove(state_path + ".tmp");
+  fs::remove(mint_state_path);
   model.log(fmt::format("wrote {}\n", (folder / "metrics.json").string()));
   return metrics.dump(2);
 }

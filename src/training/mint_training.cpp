@@ -189,10 +189,8 @@ MintCarry load_mint_state(const std::string& path, MintPrior& prior, torch::opti
     prior->load(model);
     optimizer.load(adam);
     archive.read("best", best);
-    for (size_t i = 0, n = best.keys().size(); i < n; ++i) {
-      carry.best.emplace_back();
-      best.read(std::to_string(i), carry.best.back());
-    }
+    for (torch::Tensor t; best.try_read(std::to_string(carry.best.size()), t); t = torch::Tensor())
+      carry.best.push_back(t);
     if (pool.y.defined()) {
       archive.read("pool_y", pool.y);
       archive.read("pool_energy", pool.energy);

@@ -88,7 +88,8 @@ grep -q '"prior_ess"' "$work/run/metrics.json" || fail "a failed train lost metr
 grep -q "mint: resumed" "$work/resume.out" || fail "the resumed run trained the prior again"
 [ -s "$work/run/sampler.pt" ] || fail "the resumed run wrote no sampler.pt"
 run_before=$(sums "$work/run")
-expect_write_error "train on a full disk" "writing '$work/run2/prior.pt' failed: File too large" \
+# The Mint stage's training state is the first file it writes.
+expect_write_error "train on a full disk" "writing '$work/run2/mint_state.pt' failed: File too large" \
   limited 1 "$bin" train "$work/tiny.toml" --out "$work/run2" --threads 1
 # md: the checkpoints of the first frames fit, a later one does not; the file holds the last
 # checkpoint that fitted, and --resume continues to the result of an uninterrupted run.
@@ -124,7 +125,7 @@ if [ "${#as_user[@]}" -eq 0 ]; then
   echo "SKIP: file permissions are not enforced for this user (root without setpriv); permission checks skipped"
 else
   mkdir "$work/ro" && chmod 555 "$work/ro"
-  not_writable "sample into a read-only folder" "$work/ro/s.npz.partial" \
+  not_writable "sample into a read-only folder" "$work/ro/s.npz" \
     "${as_user[@]}" "$bin" sample "$work/run" --method prior --num-samples 20 --out "$work/ro/s.npz" --threads 1
   not_writable "sample --trajectory into a read-only folder" "$work/ro/s.dcd" \
     "${as_user[@]}" "$bin" sample "$work/run" --method prior --num-samples 20 --out "$work/s3.npz" --trajectory "$work/ro/s.dcd" --threads 1
