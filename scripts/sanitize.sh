@@ -18,6 +18,7 @@ default_filter+=':Annealing.SmcWithJulepIncrementsHasAnUnbiasedZHat:BasinDiscove
 default_filter+=':JulepTraining.DifferentiableLogWeightEqualsTheSimulationAndItsGradientIsExact'
 default_filter+=':JulepTraining.ParameterGradientOfOneStepMatchesFiniteDifferences'
 default_filter+=':Langevin.AlanineDipeptideEnergyMatchesOpenMM:JulepWeights.AreUnbiasedForAGaussianTargetWithKnownZ'
+default_filter+=':PisDds/Baselines.*'
 filter=${SANITIZE_FILTER:-$default_filter}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

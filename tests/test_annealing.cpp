@@ -154,6 +154,33 @@ TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {
   EXPECT_EQ(r.y.sizes(), (std::vector<int64_t>{20000, 3, 2}));
 }
 
+TEST(Annealing, HmcAisIsUnbiasedForAnAnisotropicGaussian) {
+  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
+  AnchoredEnergy energy(target, 0);
+  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
+  AnnealOptions o;
+  o.method = "mala";
+  o.steps = 8;
+  o.leapfrog = 4;
+  o.step_size = 0.02;
+  o.target_acceptance = 0.65;
+  o.pilot = 200;
+  o.chunk = 5000;
+  auto r = anneal(o, prior, energy, nullptr, 20000, 1);
+  auto c = mean_of_ratio(r.log_w, target->log_z());
+  EXPECT_LT(c.se, 0.05);
+  EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << "standard error " << c.se;
+  EXPECT_GT(std::abs(c.mean * std::exp(0.2) - 1.0), 3 * c.se);  // a 20% error would show
+  for (double a : r.acceptance) EXPECT_GT(a, 0.3);
+  EXPECT_THROW(([&] {
+                 AnnealOptions bad = o;
+                 bad.leapfrog = 0;
+                 check_anneal_options(bad);
+               }()),
+               Error);
+}
+
 TEST(Annealing, MalaAisIsUnbiasedForATwoModeMixture) {
   auto target = std::make_shared<GaussianMixture2D>();
   AnchoredEnergy energy(target, 0);

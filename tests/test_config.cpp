@@ -131,6 +131,8 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[anneal]\nstep = 3\n", "unknown key 'step' in [anneal]"},
       {"system = \"dw4\"\n[prior]\nfamily = \"pairs\"\n", "[prior] family must be"},
       {"system = \"dw4\"\n[prior]\ninit = \"harmonic\"\n", "init = \"harmonic\" needs family"},
+      {"system = \"dw4\"\n[prior]\nfamily = \"isotropic\"\n", "family = \"isotropic\" is one Gaussian centred on the anchor; set components = 1"},
+      {"system = \"dw4\"\n[prior]\nfamily = \"isotropic\"\ncomponents = 1\nscale = -1.0\n", "[prior] scale must be >= 0"},
       {"system = \"dw4\"\n[prior]\nfamily = \"gaussian\"\nhessian_floor = 0.0\n", "hessian_floor"},
       {"system = \"dw4\"\n[mint]\nselect_every = -1\n", "select_every must be >= 0"},
       {"system = \"dw4\"\n[mint]\ncheckpoint_every = 0\n", "[mint] checkpoint_every must be >= 1"},

@@ -509,5 +509,87 @@ TEST(MintFit, MaximumLikelihoodRecoversTheDensityOfItsSamples) {
   EXPECT_THROW(fit_mint_to_samples(fitted, energy, train.narrow(2, 0, 1), t, false), Error);
 }
 
+
+// ---- The isotropic family (the PIS/DDS baselines' prior, DESIGN.md §5) -----------------------
+
+MintPrior make_isotropic_prior(int64_t num_free, int64_t dim, double scale) {
+  MintPriorOptions o;
+  o.family = "isotropic";
+  o.num_free = num_free;
+  o.dim = dim;
+  o.components = 1;
+  o.scale = scale;
+  return MintPrior(o);
+}
+
+TEST(IsotropicPrior, LogProbIsTheClosedFormAndInvariant) {
+  for (int64_t dim : {2, 3}) {
+    auto prior = make_isotropic_prior(4, dim, 0.7);
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(3);
+    auto y = torch::randn({32, 4, dim}, f64);
+    const double s = 0.7, D = static_cast<double>(4 * dim);
+    auto expected = -0.5 * y.pow(2).sum({1, 2}) / (s * s) - D * std::log(s) - 0.5 * D * std::log(2 * kPi);
+    EXPECT_LT((prior->log_prob(y) - expected).abs().max().item<double>(), 1e-12);
+    EXPECT_LT((prior->path_log_prob(y) - expected).abs().max().item<double>(), 1e-12);
+    for (bool reflect : {false, true}) {
+      auto q = testing::random_orthogonal(dim, reflect, 11 + reflect);
+      EXPECT_LT((prior->log_prob(y.matmul(q)) - expected).abs().max().item<double>(), 1e-12);
+    }
+  }
+}
+
+TEST(IsotropicPrior, SamplerMatchesDensity) {
+  // E_q[q'/q] = 1 for a wider isotropic q', and |y|^2 / s^2 of the samples is chi-squared with
+  // D degrees of freedom: mean D within 3 standard errors (variance 2D).
+  auto prior = make_isotropic_prior(3, 3, 0.5), wider = make_isotropic_prior(3, 3, 0.6);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(5);
+  const int64_t count = 200000;
+  auto y = prior->sample(count);
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{count, 3, 3}));
+  EXPECT_TRUE(testing::mean_is_one(torch::exp(wider->log_prob(y) - prior->log_prob(y)), 0.01));
+  const double D = 9, chi2_mean = (y.pow(2).sum({1, 2}) / 0.25).mean().item<double>();
+  EXPECT_LT(std::abs(chi2_mean - D), 3 * std::sqrt(2 * D / count));
+}
+
+TEST(IsotropicPrior, GradientsMatchFiniteDifferencesAndDefaultScaleFollowsRadius) {
+  auto prior = make_isotropic_prior(3, 2, 0.8);
+  torch::manual_seed(9);
+  auto y = torch::randn({5, 3, 2}, f64).requires_grad_(true);
+  auto lp = prior->log_prob(y);
+  auto grads = torch::autograd::grad({lp.sum()}, {y, prior->log_scale});
+  // d/dy = -y / s^2 exactly; d/dlog s against a central difference.
+  EXPECT_LT((grads[0] + y.detach() / 0.64).abs().max().item<double>(), 1e-12);
+  const double h = 1e-6;
+  torch::NoGradGuard no_grad;
+  prior->log_scale.add_(h);
+  const double up = prior->log_prob(y.detach()).sum().item<double>();
+  prior->log_scale.sub_(2 * h);
+  const double down = prior->log_prob(y.detach()).sum().item<double>();
+  EXPECT_NEAR(grads[1].item<double>(), (up - down) / (2 * h), 1e-6);
+
+  MintPriorOptions o;
+  o.family = "isotropic";
+  o.num_free = 3;
+  o.dim = 3;
+  o.components = 1;
+  o.radius = 2.0;
+  EXPECT_NEAR(MintPrior(o)->scale().item<double>(), 2.0 / std::sqrt(3.0), 1e-14);
+}
+
+TEST(IsotropicPrior, RejectsMoreThanOneComponentAndTemplates) {
+  MintPriorOptions o;
+  o.family = "isotropic";
+  o.num_free = 3;
+  o.dim = 3;
+  o.components = 2;
+  EXPECT_THROW(MintPrior{o}, Error);
+  o.components = 1;
+  MintPrior prior(o);
+  EXPECT_THROW(prior->initialize_from(torch::zeros({1, 3, 3}, f64)), Error);
+  EXPECT_DOUBLE_EQ(prior->repulsion().item<double>(), 0.0);
+}
+
 }  // namespace
 }  // namespace mintjulep

@@ -31,6 +31,9 @@ struct AnnealOptions {
   std::string method = "mala";
   int64_t steps = 100;               // T for the MALA methods (the Julep kernel has its own T)
   int64_t moves = 1;                 // MALA moves per temperature
+  // Leapfrog steps per move: 1 is MALA; L > 1 is Hamiltonian Monte Carlo with L leapfrog steps
+  // of size sqrt(2 h) (the same h, so that L = 1 would be MALA), L gradients per move.
+  int64_t leapfrog = 1;
   double step_size = 0.01;           // initial MALA step h: y' = y - h grad U + sqrt(2 h) xi
   double target_acceptance = 0.57;
   double max_step_size = 0.25;       // cap on h, in units of length_scale^2

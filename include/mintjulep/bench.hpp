@@ -20,9 +20,17 @@
 
 namespace mintjulep {
 
-// The methods of a grid, in table order: prior (fresh prior draws), ais-ula, ais-mala,
-// smc-mala, julep (the trained kernel), smc-julep (the trained kernel inside SMC).
+// The methods a grid can hold, in table order: prior (fresh prior draws), ais-ula, ais-mala,
+// smc-mala, julep (the trained kernel), smc-julep (the trained kernel inside SMC); and the
+// baselines and ablations of DESIGN.md §5, each a kernel trained on its own modified config:
+// pis (isotropic Gaussian prior of half the default scale, additive kernel, reverse KL through
+// the trajectories), dds (isotropic Gaussian prior, additive kernel, log-variance loss),
+// gauss-julep (isotropic Gaussian prior + the full Julep kernel) and mint-additive (the Mint
+// prior + the additive kernel).
 const std::vector<std::string>& bench_methods();
+// The methods of a grid that names none: the paper's Table 1 rows and this project's
+// annealing methods (all of bench_methods() but the two ablations).
+const std::vector<std::string>& default_bench_methods();
 // Whether a bench method needs a trained Julep kernel.
 bool bench_method_needs_kernel(const std::string& method);
 // The systems of the paper's Table 1: dw4, lj13, lj13-half, lj55, lj55-half.
@@ -102,7 +110,7 @@ struct BenchReport {
 };
 
 // Runs (or continues) the grid into folder `out`: OUT/train/SYSTEM-sSEED/{mint,julep} run
-// folders, OUT/SYSTEM-METHOD-sSEED/ cells (run/, samples.npz, metrics.json), results.json and
+// folders (OUT/train/SYSTEM-sSEED/VARIANT/{mint,julep} for pis, dds, gauss and additive), OUT/SYSTEM-METHOD-sSEED/ cells (run/, samples.npz, metrics.json), results.json and
 // results.md, rewritten after every cell. One progress line per cell start and end goes to
 // `log`; training and sampling progress to log files in the run and cell folders. A cell that
 // fails is recorded with its error and the grid goes on.

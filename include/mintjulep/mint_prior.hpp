@@ -6,7 +6,9 @@
 //     (the paper's family);
 //   "gaussian" (§3b): a full Gaussian in the frame coordinates z(y) (log r_1, [a_2, log b_2,]
 //     the other particles' frame coordinates), which can represent correlations inside a
-//     basin (a harmonic superposition when initialised from Hessians at minima).
+//     basin (a harmonic superposition when initialised from Hessians at minima);
+//   "isotropic" (§5, the PIS/DDS baselines): every coordinate of y independent N(0, scale^2),
+//     one component, no frame (already O(n)-invariant).
 // Lives on anchored coordinates y (B, M, n), M = N - 1. All in float64.
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -21,7 +23,8 @@
 namespace mintjulep {
 
 struct MintPriorOptions {
-  // "independent" (§3), "gaussian" (§3b) or "internal" (§3c: molecules; needs anchor and bonds).
+  // "independent" (§3), "gaussian" (§3b), "internal" (§3c: molecules; needs anchor and bonds)
+  // or "isotropic" (the baselines' isotropic Gaussian; components must be 1).
   std::string family = "independent";
   int64_t num_free = 0;     // M = N - 1 particles besides the anchor
   int64_t dim = 3;          // n = 2 or 3
@@ -32,6 +35,9 @@ struct MintPriorOptions {
   double radius_spread = 0.3;  // initial log-radius means are log(radius) + spread * N(0, 1)
   double sigma = 0.2;       // initial log-normal scale
   double kappa = 10.0;      // initial concentration
+  // Isotropic family: the initial standard deviation of every coordinate; <= 0: radius / sqrt(n),
+  // so that the typical distance to the anchor is about `radius`.
+  double scale = 0.0;
   // In 3D the exact density has an integrable 1/b_2 singularity on the line through the anchor
   // and the first frame particle; path_log_prob() softens it to 1/sqrt(b_2^2 + delta^2),
   // delta = path_softening * radius, so that the annealing path has a bounded score.
@@ -111,6 +117,9 @@ class MintPriorImpl : public torch::nn::Module {
 
   const MintPriorOptions& options() const { return options_; }
   bool gaussian() const { return options_.family == "gaussian"; }
+  bool isotropic() const { return options_.family == "isotropic"; }
+  // Isotropic family: the standard deviation of every coordinate.
+  torch::Tensor scale() const { return log_scale.exp(); }
   torch::Tensor weights() const { return torch::softmax(logits, 0); }
   torch::Tensor kappa() const { return log_kappa.exp(); }
   torch::Tensor sigma() const { return log_sigma.exp(); }
@@ -127,6 +136,8 @@ class MintPriorImpl : public torch::nn::Module {
   torch::Tensor logits, mu, log_kappa, rho, log_sigma;
   // Internal family: the same, with mean (K, D) of u and torsion_centre (K, T).
   torch::Tensor mean, precision_upper, log_precision_diag, torsion_centre;
+  // Isotropic family: logits (1) and log_scale (1).
+  torch::Tensor log_scale;
 
  private:
   torch::Tensor invariant_log_prob(const torch::Tensor& y_frame_first, double softening);

@@ -45,7 +45,18 @@ double seconds_since(SteadyClock::time_point start) {
 std::string sampling_method(const std::string& method) {
   if (method == "ais-ula") return "ula";
   if (method == "ais-mala") return "mala";
+  if (method == "pis" || method == "dds" || method == "gauss-julep" || method == "mint-additive") return "julep";
   return method;  // prior, smc-mala, julep, smc-julep
+}
+
+// The training a bench method's model comes from: "" the system config's own (its Mint prior
+// and Julep kernel); the baselines and ablations of DESIGN.md §5 train their own kernel on a
+// modified config (training_config_text).
+std::string training_variant(const std::string& method) {
+  if (method == "pis" || method == "dds") return method;
+  if (method == "gauss-julep") return "gauss";
+  if (method == "mint-additive") return "additive";
+  return "";
 }
 
 std::string method_list() { return fmt::format("{}", fmt::join(bench_methods(), ", ")); }
@@ -145,6 +156,42 @@ std::string effective_config_text(const BenchSystem& system, int64_t seed) {
   return out.str();
 }
 
+// The config of a training variant (training_variant), from the effective config text:
+//   pis:      isotropic Gaussian prior (scale half the default: the "narrow" start), additive
+//             kernel (A = 0), reverse KL through the trajectories;
+//   dds:      isotropic Gaussian prior (default scale radius / sqrt(n)), additive kernel,
+//             log-variance loss;
+//   gauss:    isotropic Gaussian prior with the full Julep kernel and the config's loss;
+//   additive: the config's Mint prior with the additive kernel.
+// The isotropic variants have no Mint training, and none runs the [anneal] evaluation (the
+// kernel is what they measure).
+std::string training_config_text(const std::string& text, const std::string& variant, const BenchSystem& system) {
+  if (variant.empty()) return text;
+  toml::table root = toml::parse(text);
+  auto section = [&](const char* name) -> toml::table& {
+    if (root.get(name) == nullptr) root.insert(name, toml::table{});
+    return *root.get(name)->as_table();
+  };
+  root.erase("anneal");
+  if (variant != "additive") {
+    const auto energy = make_system(system.name);
+    const double scale = energy->length_scale() / std::sqrt(static_cast<double>(energy->dim()));
+    toml::table prior;
+    prior.insert("family", "isotropic");
+    prior.insert("components", 1);
+    prior.insert("scale", variant == "pis" ? 0.5 * scale : scale);
+    root.insert_or_assign("prior", prior);
+    section("mint").insert_or_assign("steps", 0);
+  }
+  if (variant != "gauss") section("julep").insert_or_assign("use_a", false);
+  if (variant == "pis") section("train").insert_or_assign("objective", "reverse_kl");
+  if (variant == "dds") section("train").insert_or_assign("objective", "log_variance");
+  std::ostringstream out;
+  out << "# " << system.config << " as the " << variant << " variant of `mintjulep bench` (DESIGN.md section 5)\n"
+      << root << "\n";
+  return out.str();
+}
+
 // Reference configurations (C, N, n) and energies (C,), equally weighted: an md trajectory
 // (F, R, N, n) or resampled samples (C, N, n).
 void load_reference(BenchSystem& s, const Energy& energy) {
@@ -210,17 +257,25 @@ struct Grid {
   fs::path out;
   torch::Device device;
   const Log& log;
-  std::map<std::string, std::string> config_texts;  // "SYSTEM-sSEED" -> effective config
+  // training_key(SYSTEM, SEED, VARIANT) -> effective config
+  std::map<std::string, std::string> config_texts;
   std::map<std::string, std::string> failures;      // training folder -> error, this invocation
 };
 
 std::string pair_name(const std::string& system, int64_t seed) { return fmt::format("{}-s{}", system, seed); }
 
-// The run folder of `stage` (mint or julep) for a system and seed, trained (or continued) when
-// it is not finished with the current config. Returns the folder and its training wall time.
+// The key of a training's config text, and its folder: OUT/train/SYSTEM-sSEED[/VARIANT].
+std::string training_key(const std::string& system, int64_t seed, const std::string& variant) {
+  return variant.empty() ? pair_name(system, seed) : pair_name(system, seed) + "/" + variant;
+}
+
+// The run folder of `stage` (mint or julep) for a system, seed and training variant, trained (or
+// continued) when it is not finished with the current config. Returns the folder and its
+// training wall time.
 std::pair<fs::path, double> trained_run(Grid& grid, const BenchSystem& system, int64_t seed, const std::string& stage,
-                                        const std::string& prefix) {
-  const std::string name = pair_name(system.name, seed);
+                                        const std::string& prefix, std::string variant = "") {
+  if (stage == "mint" && variant == "additive") variant = "";  // the additive kernel starts from the Mint prior
+  const std::string name = training_key(system.name, seed, variant);
   const fs::path folder = grid.out / "train" / name / stage;
   const std::string& text = grid.config_texts.at(name);
   if (auto failed = grid.failures.find(folder.string()); failed != grid.failures.end()) throw Error(failed->second);
@@ -233,13 +288,14 @@ std::pair<fs::path, double> trained_run(Grid& grid, const BenchSystem& system, i
   if (finished) return {folder, record->value("seconds", 0.0)};
   fs::path mint_folder;
   double mint_seconds = 0;
-  if (stage == "julep") std::tie(mint_folder, mint_seconds) = trained_run(grid, system, seed, "mint", prefix);
+  if (stage == "julep")
+    std::tie(mint_folder, mint_seconds) = trained_run(grid, system, seed, "mint", prefix, variant);
   const fs::path log_path = folder / "train.log";
   grid.log(fmt::format("{}: training the {} into {} (progress in {})\n", prefix,
                        stage == "mint" ? "Mint prior" : "Julep kernel", folder.string(), log_path.string()));
   const auto start = SteadyClock::now();
   try {
-    const fs::path config_path = grid.out / "train" / name / "config.toml";
+    const fs::path config_path = grid.out / "train" / name / "config.toml";  // written by run_bench
     Model model = build_model(load_config(config_path.string()), grid.device,
                               /*prior_from_checkpoint=*/stage == "julep", file_log(log_path));
     TrainRunOptions options;
@@ -279,7 +335,8 @@ std::optional<json> reusable(const Grid& grid, const Cell& c) {
       m->value("seed", int64_t{-1}) != c.seed || m->value("num_samples", int64_t{-1}) != *c.system->budget.samples ||
       m->value("reference", "") != c.system->reference)
     return std::nullopt;
-  if (!same_text(c.folder / "run" / "config.toml", grid.config_texts.at(pair_name(c.system->name, c.seed))))
+  if (!same_text(c.folder / "run" / "config.toml",
+                 grid.config_texts.at(training_key(c.system->name, c.seed, training_variant(c.method)))))
     return std::nullopt;
   return m;
 }
@@ -292,8 +349,9 @@ json run_cell(Grid& grid, const Cell& c, const std::string& prefix) {
   fs::path run;
   if (kernel) {
     double julep_seconds = 0;
-    std::tie(run, julep_seconds) = trained_run(grid, *c.system, c.seed, "julep", prefix);
-    train_seconds = julep_seconds + trained_run(grid, *c.system, c.seed, "mint", prefix).second;
+    const std::string variant = training_variant(c.method);
+    std::tie(run, julep_seconds) = trained_run(grid, *c.system, c.seed, "julep", prefix, variant);
+    train_seconds = julep_seconds + trained_run(grid, *c.system, c.seed, "mint", prefix, variant).second;
   } else {
     std::tie(run, train_seconds) = trained_run(grid, *c.system, c.seed, "mint", prefix);
   }
@@ -506,11 +564,21 @@ std::string markdown(const Grid& grid, const json& results) {
 // ---- Public API --------------------------------------------------------------------------
 
 const std::vector<std::string>& bench_methods() {
-  static const std::vector<std::string> methods = {"prior", "ais-ula", "ais-mala", "smc-mala", "julep", "smc-julep"};
+  static const std::vector<std::string> methods = {"prior", "ais-ula",     "ais-mala",     "smc-mala",
+                                                    "julep", "smc-julep",   "pis",          "dds",
+                                                    "gauss-julep", "mint-additive"};
   return methods;
 }
 
-bool bench_method_needs_kernel(const std::string& method) { return method == "julep" || method == "smc-julep"; }
+const std::vector<std::string>& default_bench_methods() {
+  static const std::vector<std::string> methods = {"prior", "ais-ula", "ais-mala", "smc-mala",
+                                                    "julep", "smc-julep", "pis", "dds"};
+  return methods;
+}
+
+bool bench_method_needs_kernel(const std::string& method) {
+  return method == "julep" || method == "smc-julep" || !training_variant(method).empty();
+}
 
 const std::vector<std::string>& default_bench_systems() {
   static const std::vector<std::string> systems = {"dw4", "lj13", "lj13-half", "lj55", "lj55-half"};
@@ -620,7 +688,7 @@ BenchPlan plan_bench(const BenchSettings& settings) {
   builtin_budget(settings.budget, "dw4");  // an unknown budget name fails first
   plan.budget = settings.budget;
   plan.keep_samples = settings.keep_samples;
-  plan.methods = settings.methods.empty() ? bench_methods() : settings.methods;
+  plan.methods = settings.methods.empty() ? default_bench_methods() : settings.methods;
   std::set<std::string> seen;
   for (const auto& m : plan.methods) {
     check(std::find(bench_methods().begin(), bench_methods().end(), m) != bench_methods().end(),
@@ -689,15 +757,21 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
   fs::create_directories(grid.out / "train", ec);
   check(!ec && fs::is_directory(grid.out), fmt::format("cannot create output folder '{}': {}", out, ec.message()));
   // The effective config of every system and seed, checked before any work.
+  // The default training is always written: the additive variant starts from its Mint stage.
+  std::set<std::string> variants = {""};
+  for (const auto& method : plan.methods) variants.insert(training_variant(method));
   for (const auto& s : plan.systems)
     for (int64_t seed : plan.seeds) {
-      const std::string name = pair_name(s.name, seed);
       const std::string text = effective_config_text(s, seed);
-      const fs::path path = grid.out / "train" / name / "config.toml";
-      fs::create_directories(path.parent_path());
-      write_text_atomically(path.string(), text);
-      load_config(path.string());
-      grid.config_texts[name] = text;
+      for (const auto& variant : variants) {
+        const std::string name = training_key(s.name, seed, variant);
+        const std::string variant_text = training_config_text(text, variant, s);
+        const fs::path path = grid.out / "train" / name / "config.toml";
+        fs::create_directories(path.parent_path());
+        write_text_atomically(path.string(), variant_text);
+        load_config(path.string());
+        grid.config_texts[name] = variant_text;
+      }
     }
   std::vector<Cell> cells;
   for (const auto& s : plan.systems)

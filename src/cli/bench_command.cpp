@@ -78,7 +78,8 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--systems", opt->systems, "systems, comma-separated (default: dw4,lj13,lj13-half,lj55,lj55-half)")
       ->delimiter(',');
   cmd->add_option("--methods", opt->methods,
-                  "methods, comma-separated: prior, ais-ula, ais-mala, smc-mala, julep, smc-julep (default: all)")
+                  "methods, comma-separated: prior, ais-ula, ais-mala, smc-mala, julep, smc-julep, pis, dds, gauss-julep, "
+                  "mint-additive (default: all but the last two, the ablations)")
       ->delimiter(',');
   cmd->add_option("--seeds", opt->seeds, "seeds, comma-separated (default: 0,1,2)")->delimiter(',');
   cmd->add_option("--budget", opt->budget, "small (reduced, for a few CPU cores; default) or paper (1e5 samples)");

@@ -194,6 +194,7 @@ RunConfig load_config(const std::string& path) {
   prior.read("radius", c.prior.radius);
   prior.read("radius_spread", c.prior.radius_spread);
   prior.read("sigma", c.prior.sigma);
+  prior.read("scale", c.prior.scale);
   prior.read("path_softening", c.prior.path_softening);
   prior.read("init", c.prior.init);
   prior.read("init_noise", c.prior.init_noise);
@@ -273,6 +274,7 @@ RunConfig load_config(const std::string& path) {
   anneal.read("method", c.anneal.method);
   anneal.read("steps", c.anneal.steps);
   anneal.read("moves", c.anneal.moves);
+  anneal.read("leapfrog", c.anneal.leapfrog);
   anneal.read("step_size", c.anneal.step_size);
   anneal.read("target_acceptance", c.anneal.target_acceptance);
   anneal.read("max_step_size", c.anneal.max_step_size);
@@ -310,9 +312,16 @@ RunConfig load_config(const std::string& path) {
         path + ": [train] reverse_kl_fraction must be in [0, 1]");
   check(c.path_eval_samples >= 2, path + ": [train] eval_samples must be >= 2");
   check(c.prior.components >= 1, path + ": [prior] components must be >= 1");
-  check(c.prior.family == "independent" || c.prior.family == "gaussian" || c.prior.family == "internal",
-        path + ": [prior] family must be \"independent\" (per-particle, the paper's), \"gaussian\" (correlated) "
-               "or \"internal\" (molecules: Gaussians in internal coordinates)");
+  check(c.prior.family == "independent" || c.prior.family == "gaussian" || c.prior.family == "internal" ||
+            c.prior.family == "isotropic",
+        path + ": [prior] family must be \"independent\" (per-particle, the paper's), \"gaussian\" (correlated), "
+               "\"internal\" (molecules: Gaussians in internal coordinates) or \"isotropic\" (the PIS/DDS baselines' "
+               "isotropic Gaussian)");
+  check(c.prior.family != "isotropic" || (c.prior.components == 1 && c.prior.init == "random"),
+        path + ": [prior] family = \"isotropic\" is one Gaussian centred on the anchor; set components = 1 and "
+               "leave init at \"random\"");
+  check(std::isfinite(c.prior.scale) && c.prior.scale >= 0,
+        path + ": [prior] scale must be >= 0 (0: radius / sqrt(dimension))");
   check(c.prior.init == "random" || c.prior.init == "reference" || c.prior.init == "minima" ||
             c.prior.init == "harmonic",
         path + ": [prior] init must be \"random\", \"reference\", \"minima\" or \"harmonic\"");

@@ -30,6 +30,7 @@ void check_anneal_options(const AnnealOptions& o) {
                     o.method));
   check(o.steps >= 1, "annealing steps must be >= 1");
   check(o.moves >= 1, "annealing moves per temperature must be >= 1");
+  check(o.leapfrog >= 1, "annealing leapfrog steps per move must be >= 1 (1: MALA)");
   check(o.step_size > 0, "annealing step_size must be positive");
   check(o.max_step_size > 0, "annealing max_step_size must be positive");
   check(o.target_acceptance > 0 && o.target_acceptance < 1, "annealing target_acceptance must be in (0, 1)");
@@ -140,6 +141,31 @@ double mala_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& 
   return accept.to(torch::kFloat64).mean().item<double>();
 }
 
+// One HMC move for exp(-U_t): L leapfrog steps of size sqrt(2 h) with unit mass, then a
+// Metropolis test on the Hamiltonian; updates y and cur, returns the acceptance rate.
+double hmc_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur, double t,
+                double h, int64_t leapfrog) {
+  const double eps = std::sqrt(2 * h);
+  auto p0 = torch::randn_like(y);
+  auto p = p0 - 0.5 * eps * cur.grad;
+  auto q = y + eps * p;
+  Potential end = potential(prior, energy, q, t);
+  for (int64_t l = 1; l < leapfrog; ++l) {
+    p = p - eps * end.grad;
+    q = q + eps * p;
+    end = potential(prior, energy, q, t);
+  }
+  p = p - 0.5 * eps * end.grad;
+  auto log_alpha = (cur.u - end.u) + (0.5 * (p0.pow(2).sum({1, 2}) - p.pow(2).sum({1, 2}))).to(torch::kFloat64);
+  auto u = torch::rand({y.size(0)}, log_alpha.options());
+  auto accept = torch::isfinite(log_alpha) & (torch::log(u) < log_alpha);
+  auto accept3 = accept.view({-1, 1, 1});
+  y = torch::where(accept3, q, y);
+  cur.u = torch::where(accept, end.u, cur.u);
+  cur.grad = torch::where(accept3, end.grad, cur.grad);
+  return accept.to(torch::kFloat64).mean().item<double>();
+}
+
 struct ChunkResult {
   torch::Tensor y, log_w;
   int64_t resampling_events = 0;
@@ -180,7 +206,8 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
     }
     double step = h[static_cast<size_t>(j - 1)], accepted = 0;
     for (int64_t m = 0; m < o.moves; ++m) {
-      const double rate = mala_move(prior, energy, y, cur, t, step);
+      const double rate = o.leapfrog == 1 ? mala_move(prior, energy, y, cur, t, step)
+                                          : hmc_move(prior, energy, y, cur, t, step, o.leapfrog);
       accepted += rate;
       if (online) step = std::clamp(step * std::exp(kGain * (rate - o.target_acceptance)), h_min, h_max);
     }

@@ -221,7 +221,11 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   const std::string dropped = describe_dropped_weights(weights, r.num_nan, r.num_overflow);
   model.log(fmt::format("{} (T = {}{}): {} {:.2f}% on {} chains, log Z {:.4f}, {} resampling events, {}{}, "
              "{:.1f} s\n",
-             what, r.steps, mala ? fmt::format(", {} moves per temperature", options.moves) : "",
+             what, r.steps,
+             !mala                  ? std::string()
+             : options.leapfrog > 1 ? fmt::format(", {} HMC moves of {} leapfrog steps per temperature",
+                                                  options.moves, options.leapfrog)
+                                    : fmt::format(", {} moves per temperature", options.moves),
              smc ? "SMC final ESS" : "path ESS", 100 * r.ess, count, r.log_z, r.resampling_events,
              dropped, mala ? fmt::format(", MALA acceptance {:.3f}", mean_acceptance) : "",
              r.seconds));
@@ -245,6 +249,7 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   }
   if (mala) {
     j["moves"] = options.moves;
+    j["leapfrog"] = options.leapfrog;
     j["acceptance_mean"] = mean_acceptance;
     j["acceptance"] = r.acceptance;
     j["step_sizes"] = r.step_sizes;

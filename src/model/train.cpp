@@ -51,6 +51,11 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // distances equal within 10% of the length scale).
 int64_t print_component_summary(MintPrior& prior, const AnchoredEnergy& energy, const Log& log) {
   torch::NoGradGuard no_grad;
+  if (prior->isotropic()) {
+    log(fmt::format("isotropic Gaussian prior, standard deviation {:.4g} per coordinate\n",
+                    prior->scale().item<double>()));
+    return 1;
+  }
   auto shapes = std::get<0>(pair_distances(energy.to_full(prior->component_configurations())).sort(-1));
   auto weights = prior->weights();
   auto order = std::get<1>(weights.sort(0, /*descending=*/true));

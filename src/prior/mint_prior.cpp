@@ -28,6 +28,17 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
   const int64_t K = options_.components, M = options_.num_free, n = options_.dim;
   check(n == 2 || n == 3, fmt::format("the Mint prior needs n = 2 or 3 dimensions, got {}", n));
   check(K >= 1, "the Mint prior needs at least one component");
+  check(options_.radius > 0, "prior radius must be positive");
+  if (options_.family == "isotropic") {  // no frame: any number of particles
+    check(M >= 1, "the Mint prior needs at least 2 particles");
+    check(K == 1, fmt::format("the isotropic prior family has one component; set [prior] components = 1 (got {})", K));
+    if (options_.symmetries.size() > 1) setup_symmetries();
+    const double scale = options_.scale > 0 ? options_.scale : options_.radius / std::sqrt(static_cast<double>(n));
+    auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    logits = register_parameter("logits", torch::zeros({K}, f64));
+    log_scale = register_parameter("log_scale", torch::full({1}, std::log(scale), f64));
+    return;
+  }
   check(M >= 2, "the Mint prior needs at least 3 particles (anchor and two frame particles)");
   const auto [f1, f2] = options_.frame;
   check(f1 >= 0 && f2 >= 0 && f1 < M && f2 < M && f1 != f2,
@@ -43,11 +54,12 @@ MintPriorImpl::MintPriorImpl(MintPriorOptions options) : options_(options) {
   order_ = register_buffer("order", torch::tensor(order, torch::kLong));
   inverse_order_ = register_buffer("inverse_order", torch::tensor(inverse, torch::kLong));
 
-  check(options_.family == "independent" || options_.family == "gaussian" || options_.family == "internal",
-        fmt::format("prior family must be \"independent\", \"gaussian\" or \"internal\", got \"{}\"",
+  check(options_.family == "independent" || options_.family == "gaussian" || options_.family == "internal" ||
+            options_.family == "isotropic",
+        fmt::format("prior family must be \"independent\", \"gaussian\", \"internal\" or \"isotropic\", got \"{}\"",
                     options_.family));
   check(options_.invariant || options_.family == "independent",
-        "the gaussian and internal prior families are always invariant; set invariant = true or family = "
+        "the gaussian, internal and isotropic prior families are always invariant; set invariant = true or family = "
         "\"independent\"");
 
   if (options_.symmetries.size() > 1) setup_symmetries();
@@ -88,6 +100,7 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
   check(templates.dim() == 3 && templates.size(0) == K && templates.size(1) == M &&
             templates.size(2) == n,
         fmt::format("prior templates must have shape ({}, {}, {})", K, M, n));
+  check(!isotropic(), "the isotropic prior family has no component centres; use init = \"random\"");
   torch::NoGradGuard no_grad;
   auto y = templates.to(logits.options());
   if (internal()) {
@@ -137,7 +150,8 @@ void MintPriorImpl::initialize_from(const torch::Tensor& templates) {
 }
 
 torch::Tensor MintPriorImpl::unit_directions() const {
-  check(!correlated(), "unit_directions: the gaussian and internal prior families have no per-particle directions");
+  check(!correlated() && !isotropic(),
+        "unit_directions: the gaussian, internal and isotropic prior families have no per-particle directions");
   return normalize_rows(mu);
 }
 
@@ -292,6 +306,12 @@ torch::Tensor MintPriorImpl::symmetrised_log_prob(const torch::Tensor& y, bool p
 
 torch::Tensor MintPriorImpl::mixture_log_prob(const torch::Tensor& y, bool path) {
   auto y64 = y.to(torch::kFloat64);
+  if (isotropic()) {
+    // sum over the D = M n coordinates of log N(y; 0, scale^2); smooth everywhere, nothing to soften.
+    const double D = static_cast<double>(options_.num_free * options_.dim);
+    return -0.5 * y64.pow(2).sum({1, 2}) * torch::exp(-2 * log_scale) - D * log_scale -
+           0.5 * D * std::log(2 * kPi);
+  }
   if (internal()) return internal_log_prob(y64);
   if (gaussian()) return gaussian_log_prob(y64);
   if (!options_.invariant) return fixed_log_prob(y64);
@@ -425,6 +445,8 @@ torch::Tensor MintPriorImpl::sample_components(const torch::Tensor& k) {
 }
 
 torch::Tensor MintPriorImpl::mixture_sample(const torch::Tensor& k) {
+  if (isotropic())  // reparameterised: differentiable in log_scale
+    return log_scale.exp() * torch::randn({k.numel(), options_.num_free, options_.dim}, log_scale.options());
   if (internal()) return internal_sample(k);
   if (gaussian()) return gaussian_sample(k);
   const int64_t M = options_.num_free, n = options_.dim, count = k.numel();
@@ -488,6 +510,7 @@ torch::Tensor MintPriorImpl::component_directions() const {
 }
 
 torch::Tensor MintPriorImpl::component_configurations() const {
+  if (isotropic()) return torch::zeros({1, options_.num_free, options_.dim}, log_scale.options());
   if (internal()) return from_frame_coordinates(internal_centres());
   if (gaussian()) return from_frame_coordinates(mean);
   return component_directions() * rho.exp().unsqueeze(-1);
@@ -495,7 +518,7 @@ torch::Tensor MintPriorImpl::component_configurations() const {
 
 torch::Tensor MintPriorImpl::repulsion() {
   // The correlated families have no direction Gram matrices: its components start on distinct minima.
-  if (correlated() || options_.components < 2) return torch::zeros({}, logits.options());
+  if (correlated() || isotropic() || options_.components < 2) return torch::zeros({}, logits.options());
   auto dirs = component_directions();
   auto gram = torch::matmul(dirs, dirs.transpose(1, 2)).flatten(1);  // (K, M*M)
   auto unit = gram / gram.pow(2).sum(-1, true).sqrt();

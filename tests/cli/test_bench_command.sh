@@ -145,6 +145,40 @@ assert c["method"] == "prior" and c["seed"] == 3 and c["num_samples"] == 120 and
 assert c["ess_kind"] == "prior" and r["systems"][0]["steps"] == 3, r
 PY
 
+# The baselines and ablations of DESIGN.md section 5: each trains its own kernel on a modified
+# copy of the config (isotropic prior, additive kernel, its loss); mint-additive reuses the
+# system's Mint stage.
+"$bin" bench --systems dw4 --methods pis,dds,gauss-julep,mint-additive --seeds 0 --config "dw4=$work/tiny.toml" \
+  --samples 100 --steps 4 --iterations 2 --out "$work/v" --threads 1 >"$work/variants.out" 2>&1 ||
+  fail "baselines grid exited $?: $(cat "$work/variants.out")"
+grep -q "^bench: 4 cells, 4 computed, 0 reused, 0 failed" "$work/variants.out" || fail "baselines: $(cat "$work/variants.out")"
+python3 - "$work/v" <<'PY' || fail "baselines results: $(cat "$work/v/results.md")"
+import json, math, sys, tomllib
+out = sys.argv[1]
+def config(variant):
+    return tomllib.load(open(f"{out}/train/dw4-s0/{variant}/config.toml", "rb"))
+for variant, objective in (("pis", "reverse_kl"), ("dds", "log_variance")):
+    c = config(variant)
+    assert c["prior"] == {"family": "isotropic", "components": 1, "scale": c["prior"]["scale"]}, c["prior"]
+    assert c["julep"]["use_a"] is False and c["train"]["objective"] == objective and c["mint"]["steps"] == 0, c
+    assert "anneal" not in c, c
+assert abs(config("pis")["prior"]["scale"] - 0.5 * config("dds")["prior"]["scale"]) < 1e-12
+g, a = config("gauss"), config("additive")
+assert g["prior"]["family"] == "isotropic" and g["julep"].get("use_a", True) is True, g
+assert a["prior"] == tomllib.load(open(f"{out}/train/dw4-s0/config.toml", "rb"))["prior"] and a["julep"]["use_a"] is False, a
+import os
+assert not os.path.exists(f"{out}/train/dw4-s0/additive/mint") and os.path.exists(f"{out}/train/dw4-s0/mint/prior.pt")
+r = json.load(open(out + "/results.json"))
+assert [c["method"] for c in r["cells"]] == ["pis", "dds", "gauss-julep", "mint-additive"], r["cells"]
+for c in r["cells"]:
+    assert c["status"] == "done" and c["ess_kind"] == "path" and c["steps"] == 4 and math.isfinite(c["log_z"]), c
+    assert os.path.exists(c["folder"] + "/run/sampler.pt"), c
+    family = json.load(open(c["folder"] + "/run/metrics.json"))["prior_family"]
+    assert family == ("independent" if c["method"] == "mint-additive" else "isotropic"), (c["method"], family)
+md = open(out + "/results.md").read()
+assert "| dw4 | pis | 1/1 | 100 |" in md and "| dw4 | dds | 1/1 | 100 |" in md, md
+PY
+
 # A cell that fails is recorded and the grid goes on; the command then exits 1 with one line.
 mkdir -p "$work/g" && touch "$work/g/dw4-prior-s1"  # a file where the cell's folder should be
 "$bin" bench --systems dw4 --methods prior --seeds 0,1 --config "dw4=$work/tiny.toml" --samples 100 --out "$work/g" \
