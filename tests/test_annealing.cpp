@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 namespace mintjulep {
 namespace {
@@ -248,6 +249,53 @@ TEST(Annealing, SmcWithMalaHasAnUnbiasedZHat) {
   EXPECT_NEAR(std::exp(r.log_z) / GaussianMixture2D::z(), mean, 1e-9);
 }
 
+// Chunks kept by an interrupted run and taken by its rerun: the result is the uninterrupted
+// run's, bit for bit, MALA's step sizes carried from chunk to chunk included.
+ChunkCache memory_cache(std::map<int64_t, ChunkRecord>& kept) {
+  ChunkCache cache;
+  cache.load = [&kept](int64_t index, ChunkRecord& record) {
+    auto found = kept.find(index);
+    if (found == kept.end()) return false;
+    record = found->second;
+    return true;
+  };
+  cache.save = [&kept](int64_t index, const ChunkRecord& record) { kept[index] = record; };
+  return cache;
+}
+
+TEST(Annealing, ChunksKeptByAnInterruptedRunGiveTheUninterruptedResult) {
+  auto target = std::make_shared<GaussianMixture2D>();
+  AnchoredEnergy energy(target, 0);
+  auto prior = prior_on(GaussianMixture2D::prior_centre(), 0.5, 0.6);
+  AnnealOptions o;
+  o.method = "smc-mala";
+  o.steps = 5;
+  o.step_size = 0.1;
+  o.pilot = 50;
+  o.resample_threshold = 0.8;
+  o.chunk = 40;
+  const int64_t count = 150;  // 4 chunks, the last one short
+  auto whole = anneal(o, prior, energy, nullptr, count, 7);
+  std::map<int64_t, ChunkRecord> kept;
+  struct Interrupt {};
+  EXPECT_THROW(anneal(o, prior, energy, nullptr, count, 7,
+                      [](int64_t done, int64_t) {
+                        if (done == 80) throw Interrupt{};
+                      },
+                      memory_cache(kept)),
+               Interrupt);
+  ASSERT_EQ(kept.size(), 2u);
+  torch::manual_seed(123);  // the rerun must not depend on the generator's state
+  auto resumed = anneal(o, prior, energy, nullptr, count, 7, {}, memory_cache(kept));
+  EXPECT_EQ(kept.size(), 4u);
+  EXPECT_TRUE(torch::equal(whole.y, resumed.y));
+  EXPECT_TRUE(torch::equal(whole.log_w, resumed.log_w));
+  EXPECT_EQ(whole.resampling_events, resumed.resampling_events);
+  EXPECT_EQ(whole.acceptance, resumed.acceptance);
+  EXPECT_EQ(whole.step_sizes, resumed.step_sizes);
+  EXPECT_EQ(whole.log_z, resumed.log_z);
+}
+
 struct JulepSetup {
   std::shared_ptr<AnisotropicGaussian> target;
   std::shared_ptr<AnchoredEnergy> energy;
@@ -293,7 +341,7 @@ TEST(Annealing, SmcWithJulepIncrementsHasAnUnbiasedZHat) {
   EXPECT_EQ(r.steps, 4);
   auto z = torch::exp(per_run_log_z(r.log_w, population) - s.target->log_z());
   const double mean = z.mean().item<double>(), se = z.std().item<double>() / std::sqrt(double(runs));
-  EXPECT_LT(se, 0.08);
+  EXPECT_LT(se, 0.15);  // 0.06 to 0.12 over seeds 1 to 12: a bound against a degenerate estimator
   EXPECT_NEAR(mean, 1.0, 3 * se) << "standard error " << se;
 }
 
@@ -307,6 +355,16 @@ TEST(Annealing, JulepAisThroughAnnealIsSampleJulepAndSmcWithoutResamplingMatches
   auto reference = sample_julep(s.sampler, 100, 40, 9);
   EXPECT_TRUE(torch::equal(ais.log_w, reference.log_w));
   EXPECT_TRUE(torch::equal(ais.y, reference.y));
+  // Chunks kept by an interrupted sample_julep and taken by its rerun.
+  std::map<int64_t, ChunkRecord> kept;
+  struct Interrupt {};
+  EXPECT_THROW(sample_julep(
+                   s.sampler, 100, 40, 9, [](int64_t done) { if (done == 40) throw Interrupt{}; }, memory_cache(kept)),
+               Interrupt);
+  ASSERT_EQ(kept.size(), 1u);
+  auto resumed = sample_julep(s.sampler, 100, 40, 9, {}, memory_cache(kept));
+  EXPECT_TRUE(torch::equal(resumed.log_w, reference.log_w));
+  EXPECT_TRUE(torch::equal(resumed.y, reference.y));
   // SMC that never resamples: its intermediate potentials telescope to the same path weight.
   o.method = "smc-julep";
   o.resample_threshold = 0.0;

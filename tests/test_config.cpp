@@ -135,6 +135,7 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[prior]\nfamily = \"isotropic\"\ncomponents = 1\nscale = -1.0\n", "[prior] scale must be >= 0"},
       {"system = \"dw4\"\n[prior]\nfamily = \"gaussian\"\nhessian_floor = 0.0\n", "hessian_floor"},
       {"system = \"dw4\"\n[mint]\nselect_every = -1\n", "select_every must be >= 0"},
+      {"system = \"dw4\"\n[mint]\ncheckpoint_every = 0\n", "[mint] checkpoint_every must be >= 1"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string message = error_of(write_config("bad" + std::to_string(i), cases[i].first));

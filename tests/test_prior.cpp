@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <random>
 
 #include "test_helpers.hpp"
 
@@ -371,6 +373,76 @@ TEST(MintTraining, RejectsUnknownObjectiveTerms) {
   EXPECT_NO_THROW(check_mint_objective("snis+langevin"));
   EXPECT_THROW(check_mint_objective("snis+forward"), Error);
   EXPECT_THROW(check_mint_objective(""), Error);
+}
+
+// A Mint run interrupted after a saved state and resumed into a fresh prior must end where the
+// uninterrupted run ends, bit for bit: parameters, Adam moments, generator, walker pool and
+// best-so-far snapshot all carry over.
+TEST(MintTraining, ResumedTrainingRepeatsTheUninterruptedRun) {
+  auto target = std::make_shared<TriangleMixture>();
+  AnchoredEnergy energy(target, 0);
+  MintPriorOptions o;
+  o.num_free = 2;
+  o.dim = 2;
+  o.components = 4;
+  o.radius = 2.5;
+  auto fresh_prior = [&](uint64_t seed) {
+    torch::manual_seed(seed);
+    return MintPrior(o);
+  };
+  MintTrainingOptions t;
+  t.steps = 9;
+  t.samples = 64;
+  t.warmup_steps = 4;
+  t.log_every = 1;
+  t.objective = "snis+reverse_kl+langevin";
+  t.langevin_steps = 2;
+  t.langevin_burn_in = 2;
+  t.langevin_refresh = 0.2;
+  t.select_every = 3;
+  t.select_samples = 200;
+  t.checkpoint_every = 2;
+  const auto state = (std::filesystem::temp_directory_path() /
+                      ("mintjulep_test_mint_state_" + std::to_string(std::random_device{}()) + ".pt"))
+                         .string();
+  struct RemoveAtExit {
+    std::string path;
+    ~RemoveAtExit() { std::filesystem::remove(path); }
+  } cleanup{state};
+
+  auto whole = fresh_prior(3);
+  auto uninterrupted = train_mint(whole, energy, t);
+  const auto next_draws = torch::rand({4}, f64);
+
+  auto parts = fresh_prior(3);
+  t.state_path = state;
+  struct Interrupt {};
+  EXPECT_THROW(train_mint(parts, energy, t, [](const MintProgress& p) {
+                 if (p.step == 6) throw Interrupt{};
+               }),
+               Interrupt);
+  auto resumed_prior = fresh_prior(3);
+  torch::manual_seed(77);  // the saved generator state must replace whatever the generator holds
+  int64_t first_call = -1;
+  auto resumed = train_mint(resumed_prior, energy, t, {}, [&](int64_t done) {
+    if (first_call < 0) first_call = done;
+  });
+  EXPECT_EQ(resumed.resumed_from, 6);  // saved after 2, 4 and 6 steps; the 7th was lost
+  EXPECT_EQ(first_call, 6);
+  EXPECT_EQ(uninterrupted.resumed_from, -1);
+  EXPECT_EQ(resumed.steps, uninterrupted.steps);
+  EXPECT_EQ(resumed.selected_step, uninterrupted.selected_step);
+  EXPECT_EQ(resumed.selected_ess, uninterrupted.selected_ess);
+  EXPECT_EQ(resumed.dropped, uninterrupted.dropped);
+  auto a = whole->named_parameters();
+  auto b = resumed_prior->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < b.size(); ++i)
+    EXPECT_TRUE(torch::equal(a[i].value(), b[i])) << a[i].key();
+  EXPECT_TRUE(torch::equal(torch::rand({4}, f64), next_draws));  // the generator went on as well
+
+  t.samples = 65;  // a state from other settings is refused with a clear error
+  EXPECT_THROW(train_mint(resumed_prior, energy, t), Error);
 }
 
 TEST(MintFit, RelabellingPermutesOnlyParticlesOfTheSameType) {

@@ -12,6 +12,7 @@
 // Step sizes: one per temperature, fixed before a batch of weighted chains starts, tuned on a
 // pilot batch whose weights are discarded and refined after each chunk from that chunk's
 // acceptance: a weighted chain's step sizes never depend on any weighted chain's moves.
+#include <mintjulep/chunks.hpp>
 #include <mintjulep/energy.hpp>
 #include <mintjulep/julep.hpp>
 #include <mintjulep/mint_prior.hpp>
@@ -72,10 +73,13 @@ struct AnnealResult {
 
 // Runs `count` chains in chunks. MALA methods use prior and energy; ula/julep methods use
 // `kernel` (its prior, energy, T, eps), which must be given (for ula: A = b = Util = 0).
-// progress(done, count) after each chunk. Everything stays on the prior's device.
+// progress(done, count) after each chunk. Everything stays on the prior's device. Each chunk
+// (an SMC population of its own) draws from streams seeded from (seed, chunk index); MALA's
+// step sizes carry from one chunk to the next and are kept with it, so chunks taken from
+// `cache` (and every finished one saved there) give the result of a run that drew them all.
 AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
                     JulepSampler kernel, int64_t count, uint64_t seed,
-                    const std::function<void(int64_t, int64_t)>& progress = {});
+                    const std::function<void(int64_t, int64_t)>& progress = {}, const ChunkCache& cache = {});
 
 // Systematic resampling: `count` indices (int64, on log_w's device; count < 0: as many as
 // log_w has) drawn with probabilities proportional to exp(log_w), using one uniform u in

@@ -1,5 +1,6 @@
 #pragma once
 // Stage 2: training the Julep kernel on detached trajectories (DESIGN.md §4).
+#include <mintjulep/chunks.hpp>
 #include <mintjulep/estimators.hpp>
 #include <mintjulep/julep.hpp>
 
@@ -78,8 +79,10 @@ struct SampleBatch {
 };
 
 // `count` fresh trajectories in chunks of `chunk` (no path kept), on the uniform grid (or fresh
-// random grids per chunk).
+// random grids per chunk). Each chunk draws from streams seeded from (seed, chunk index), so
+// chunks taken from `cache` (and every finished one saved there) give the same result as
+// drawing them all.
 SampleBatch sample_julep(JulepSampler& sampler, int64_t count, int64_t chunk, uint64_t seed,
-                         const std::function<void(int64_t done)>& progress = {});
+                         const std::function<void(int64_t done)>& progress = {}, const ChunkCache& cache = {});
 
 }  // namespace mintjulep

@@ -32,6 +32,13 @@ struct MintTrainingOptions {
   // fresh draws afterwards, so the selection does not bias it.
   int64_t select_every = 0;
   int64_t select_samples = 20000;
+  // Resumable training: when set, the whole training state (parameters, Adam moments, the
+  // random generators' states, step, langevin walker pool, best-so-far snapshot, counters) is
+  // written atomically to this file every checkpoint_every steps and after the last, and a run
+  // that finds the file continues from it, drawing what the uninterrupted run would have drawn.
+  std::string state_path;
+  int64_t checkpoint_every = 50;
+  uint64_t seed = 0;  // the run's seed: only recorded in the state, so another seed cannot resume it
 };
 
 // Throws Error unless `objective` is a '+'-separated sum of snis, reverse_kl and langevin.
@@ -51,12 +58,14 @@ struct MintTrainingResult {
   int64_t selected_step = -1;  // the step whose parameters were kept (-1: the last)
   double selected_ess = 0;     // their ESS on select_samples draws
   int64_t dropped = 0;  // non-finite energies dropped over the whole run
-  double seconds = 0;
+  double seconds = 0;   // including the time before a resume
+  int64_t resumed_from = -1;  // the step a saved training state resumed at (-1: not resumed)
 };
 
 // Minimises -sum_s wbar_s log q(y_s) + lambda_rep * repulsion with Adam, wbar the
 // self-normalised weights of exp(-beta V(y, 1)) / q(y) on S fresh samples per step.
-// progress: every log_every steps; on_step: with the number of steps done, after every step.
+// progress: every log_every steps; on_step: with the number of steps done, after every step
+// (when resumed from options.state_path, first with the step it resumes at).
 MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
                               const MintTrainingOptions& options,
                               const std::function<void(const MintProgress&)>& progress = {},

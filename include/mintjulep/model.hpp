@@ -117,6 +117,12 @@ struct SamplingOptions {
   // The trained kernel and prior draws: also called with (done, count) after each chunk. Every
   // method reports its progress to the model's Progress as well.
   std::function<void(int64_t, int64_t)> progress;
+  // When set, every finished chunk is saved (atomically) in this folder, and the chunks found
+  // there from a call with the same partial_key are taken instead of drawn again: an interrupted
+  // call, repeated, ends with the samples of an uninterrupted one. Chunks kept under another
+  // key are deleted. The caller removes the folder once it has the samples.
+  std::string partial_folder;
+  std::string partial_key;  // everything the samples depend on (method, seed, chunk, count, run)
 };
 
 struct Samples {

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "cli/commands.hpp"
@@ -41,6 +42,21 @@ struct SampleOptions {
   int64_t steps = 0;   // MALA T (0: the config's)
   int64_t moves = 0;   // MALA moves per temperature (0: the config's)
 };
+
+// FNV-1a of a file's bytes ("-" when it is absent): which checkpoint the samples came from.
+std::string file_digest(const fs::path& path) {
+  if (!fs::exists(path)) return "-";
+  std::ifstream in(path, std::ios::binary);
+  uint64_t hash = 14695981039346656037ull;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      hash ^= static_cast<unsigned char>(buffer[i]);
+      hash *= 1099511628211ull;
+    }
+  }
+  return fmt::format("{:016x}", hash);
+}
 
 void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   SampleOptions opt = given;
@@ -74,6 +90,16 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   sampling.chunk_given = opt.chunk_given;
   sampling.steps = opt.steps;
   sampling.moves = opt.moves;
+  // Finished chunks go to OUT.partial (OUT the .npz) until the outputs are written: the same
+  // command, rerun after a kill, takes them instead of drawing them again. The key names all the
+  // samples depend on, so another command never reuses them.
+  sampling.partial_folder = outputs.npz + ".partial";
+  sampling.partial_key = fmt::format(
+      "method={}\nnum_samples={}\nseed={}\nchunk={}\nchunk_given={}\nsteps={}\nmoves={}\ndevice={}\n"
+      "config={}\nprior={}\nsampler={}\n",
+      opt.method.empty() ? "kernel" : opt.method, opt.count, opt.seed, opt.chunk, opt.chunk_given, opt.steps, opt.moves,
+      model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
+      file_digest(folder / "sampler.pt"));
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
   console().info(fmt::format("{} samples, {} {:.2f}%, log Z {:.4f}, {}, {:.1f} s, {} threads\n",
@@ -128,6 +154,8 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   // The .npz first: it holds the weights, which a DCD file cannot.
   write_npz(outputs.npz, arrays);
   for (const auto& path : outputs.trajectories) write_trajectory(path, positions, *model.system, labels);
+  std::error_code ec;  // the outputs are complete: the finished chunks are not needed any more
+  fs::remove_all(sampling.partial_folder, ec);
   console().info(fmt::format("wrote {}\n", outputs.describe()));
   result["outputs"] = outputs.all();
   console().result(result);

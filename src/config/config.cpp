@@ -224,6 +224,7 @@ RunConfig load_config(const std::string& path) {
   mint.read("langevin_burn_in", c.mint.langevin_burn_in);
   mint.read("select_every", c.mint.select_every);
   mint.read("select_samples", c.mint.select_samples);
+  mint.read("checkpoint_every", c.mint.checkpoint_every);
   mint.read("eval_samples", c.eval_samples);
   mint.reject_unknown();
 
@@ -352,6 +353,7 @@ RunConfig load_config(const std::string& path) {
             c.mint.langevin_burn_in >= 0,
         path + ": [mint] langevin_steps must be >= 1, langevin_refresh in [0, 1], langevin_burn_in >= 0");
   check(c.eval_samples >= 2, path + ": [mint] eval_samples must be >= 2");
+  check(c.mint.checkpoint_every >= 1, path + ": [mint] checkpoint_every must be >= 1");
   check(c.mint.select_every >= 0 && c.mint.select_samples >= 2,
         path + ": [mint] select_every must be >= 0 and select_samples >= 2");
   check(c.threads >= 0, path + ": threads must be >= 0 (0: one per core)");

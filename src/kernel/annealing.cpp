@@ -1,4 +1,5 @@
 #include <mintjulep/annealing.hpp>
+#include <mintjulep/chunks.hpp>
 #include <mintjulep/error.hpp>
 #include <mintjulep/estimators.hpp>
 
@@ -268,7 +269,7 @@ ChunkResult run_julep_chunk(JulepSampler& kernel, const AnnealOptions& o, int64_
 
 AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
                     JulepSampler kernel, int64_t count, uint64_t seed,
-                    const std::function<void(int64_t, int64_t)>& progress) {
+                    const std::function<void(int64_t, int64_t)>& progress, const ChunkCache& cache) {
   check_anneal_options(options);
   check(count >= 1, "annealing needs count >= 1");
   const bool mala = anneal_method_uses_mala(options.method);
@@ -280,10 +281,6 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
             fmt::format("annealing method '{}' needs the untrained kernel (A = b = Util = 0)", options.method));
   }
   const auto start = std::chrono::steady_clock::now();
-  torch::manual_seed(seed);
-  std::mt19937_64 grid_rng(seed);  // the time grids, as sample_julep draws them
-  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
-  std::mt19937_64 rng(seq);  // resampling uniforms
   AnnealResult result;
   result.steps = mala ? options.steps : kernel->options().steps;
   std::vector<double> h(static_cast<size_t>(options.steps), options.step_size);
@@ -291,25 +288,75 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
     const double length = energy.energy().length_scale();
     for (auto& v : h) v = std::min(v, options.max_step_size * length * length);
     result.acceptance.assign(static_cast<size_t>(options.steps), 0.0);
-    if (options.pilot > 0) run_mala_chunk(prior, energy, options, options.pilot, h, /*online=*/true, rng);
   }
+  const auto device = prior->logits.device();
+  const auto doubles = [](const std::vector<double>& v) {
+    return torch::tensor(v, torch::kFloat64);
+  };
+  const auto to_vector = [](const torch::Tensor& t) {
+    auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
   std::vector<torch::Tensor> ys, log_ws;
-  for (int64_t done = 0; done < count;) {
+  int64_t index = 0;
+  for (int64_t done = 0; done < count; ++index) {
     const int64_t b = std::min(options.chunk, count - done);
     ChunkResult chunk;
-    if (mala) {
-      result.step_sizes = h;
-      chunk = run_mala_chunk(prior, energy, options, b, h, /*online=*/false, rng);
-      // The next chunks' step sizes from this chunk's acceptance (never this chunk's own).
-      const double length = energy.energy().length_scale();
-      for (size_t j = 0; j < h.size(); ++j) {
-        result.acceptance[j] += chunk.acceptance[j] * static_cast<double>(b) / static_cast<double>(count);
-        h[j] = std::clamp(h[j] * std::exp(kGain * (chunk.acceptance[j] - options.target_acceptance)),
-                          1e-12 * length * length, options.max_step_size * length * length);
+    ChunkRecord record;
+    if (cache.load && cache.load(index, record)) {
+      check(record.count("y") && record.count("log_w") && record["y"].size(0) == b,
+            fmt::format("the kept chunk {} does not match this run ({} chains expected); delete the kept chunks "
+                        "to draw them again", index, b));
+      chunk.y = record["y"].to(device);
+      chunk.log_w = record["log_w"].to(device);
+      auto counts = record["counts"].to(torch::kCPU);
+      chunk.resampling_events = counts[0].item<int64_t>();
+      chunk.dropped.nan = counts[1].item<int64_t>();
+      chunk.dropped.overflow = counts[2].item<int64_t>();
+      if (mala) {
+        chunk.acceptance = to_vector(record["acceptance"]);
+        result.step_sizes = to_vector(record["h_used"]);
+        h = to_vector(record["h_next"]);
       }
     } else {
-      chunk = run_julep_chunk(kernel, options, b, grid_rng, rng);
+      if (mala && index == 0 && options.pilot > 0) {
+        // The pilot tunes the first chunk's step sizes; later chunks start from the one before.
+        torch::manual_seed(seed);
+        std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
+        std::mt19937_64 pilot_rng(seq);
+        run_mala_chunk(prior, energy, options, options.pilot, h, /*online=*/true, pilot_rng);
+      }
+      // Streams of this chunk's own: it draws the same whether or not earlier chunks ran here.
+      seed_chunk(seed, index);
+      auto grid_rng = chunk_rng(seed, index, 1);  // the time grid, as sample_julep draws it
+      auto rng = chunk_rng(seed, index, 2);       // resampling uniforms
+      if (mala) {
+        result.step_sizes = h;
+        chunk = run_mala_chunk(prior, energy, options, b, h, /*online=*/false, rng);
+        // The next chunks' step sizes from this chunk's acceptance (never this chunk's own).
+        const double length = energy.energy().length_scale();
+        for (size_t j = 0; j < h.size(); ++j)
+          h[j] = std::clamp(h[j] * std::exp(kGain * (chunk.acceptance[j] - options.target_acceptance)),
+                            1e-12 * length * length, options.max_step_size * length * length);
+      } else {
+        chunk = run_julep_chunk(kernel, options, b, grid_rng, rng);
+      }
+      if (cache.save) {
+        record = {{"y", chunk.y.to(torch::kCPU)},
+                  {"log_w", chunk.log_w.to(torch::kCPU)},
+                  {"counts", torch::tensor({chunk.resampling_events, chunk.dropped.nan, chunk.dropped.overflow},
+                                           torch::kLong)}};
+        if (mala) {
+          record["acceptance"] = doubles(chunk.acceptance);
+          record["h_used"] = doubles(result.step_sizes);
+          record["h_next"] = doubles(h);
+        }
+        cache.save(index, record);
+      }
     }
+    if (mala)
+      for (size_t j = 0; j < h.size(); ++j)
+        result.acceptance[j] += chunk.acceptance[j] * static_cast<double>(b) / static_cast<double>(count);
     ys.push_back(chunk.y);
     log_ws.push_back(chunk.log_w);
     result.resampling_events += chunk.resampling_events;

@@ -200,7 +200,7 @@ JulepSampler make_ais_baseline(const Model& model, int64_t steps) {
 }
 
 nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, int64_t count, uint64_t seed,
-                             AnnealResult* result) {
+                             AnnealResult* result, const ChunkCache& cache) {
   JulepSampler kernel{nullptr};
   if (options.method == "ula" || options.method == "smc-ula") kernel = make_ais_baseline(model, options.steps);
   if (options.method == "julep" || options.method == "smc-julep") {
@@ -214,7 +214,7 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
   const std::string what = "anneal " + options.method;
   ProgressMeter meter(progress_sink(model), what, "chains", count);
   auto r = anneal(options, model.prior, *model.energy, kernel, count, seed,
-                  [&](int64_t done, int64_t) { meter.update(done); });
+                  [&](int64_t done, int64_t) { meter.update(done); }, cache);
   double mean_acceptance = 0;
   for (double a : r.acceptance) mean_acceptance += a / static_cast<double>(r.acceptance.size());
   auto weights = summarize_log_weights(r.log_w);

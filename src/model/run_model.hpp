@@ -15,7 +15,7 @@ namespace mintjulep {
 // resampling_events, and for MALA the acceptance and step size per temperature. The samples
 // and weights go to *result when given.
 nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, int64_t count, uint64_t seed,
-                             AnnealResult* result = nullptr);
+                             AnnealResult* result = nullptr, const ChunkCache& cache = {});
 
 void write_text_atomically(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

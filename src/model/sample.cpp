@@ -1,5 +1,6 @@
 // Weighted samples of a model: the trained Julep kernel, fresh prior draws, or an annealing
 // method, with their energies and importance-sampling summary.
+#include <mintjulep/chunks.hpp>
 #include <mintjulep/error.hpp>
 #include <mintjulep/estimators.hpp>
 #include <mintjulep/julep_training.hpp>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "io/chunk_folder.hpp"
 #include "model/run_model.hpp"
 
 namespace mintjulep {
@@ -23,26 +25,55 @@ Samples sample(Model& model, const SamplingOptions& opt) {
         fmt::format("--method must be prior or an annealing method, got '{}'", opt.method));
   const auto start = std::chrono::steady_clock::now();
   torch::manual_seed(opt.seed);
+  ChunkCache cache;
+  if (!opt.partial_folder.empty()) {
+    ChunkFolder folder(opt.partial_folder, opt.partial_key);
+    if (folder.discarded())
+      model.log(fmt::format("sample: deleted the finished chunks in {}: another command drew them\n",
+                            opt.partial_folder));
+    if (folder.kept() > 0)
+      model.log(fmt::format("sample: resuming, {} finished chunks are taken from {}\n", folder.kept(),
+                            opt.partial_folder));
+    cache = folder.cache(model.prior->logits.device());
+  }
   torch::Tensor y, log_w;
   int64_t run_nan = -1, run_overflow = -1;  // annealing: counted during the run (SMC resamplings)
   if (opt.method == "prior") {
-    // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples.
-    std::vector<torch::Tensor> parts;
+    // Fresh prior draws, log w = -U - log q: the prior ESS on any number of samples. Each chunk
+    // draws from its own seed, so kept chunks and drawn ones make the same samples.
+    std::vector<torch::Tensor> ys, log_ws;
     ProgressMeter meter(progress_sink(model), "sample prior", "samples", opt.count);
-    int64_t done = 0;
-    log_w = prior_log_weights(model.prior, *model.energy, opt.count, opt.chunk, [&](const torch::Tensor& draw) {
-      parts.push_back(draw);
-      done += draw.size(0);
+    const auto device = model.prior->logits.device();
+    int64_t index = 0;
+    for (int64_t done = 0; done < opt.count; ++index) {
+      const int64_t b = std::min(opt.chunk, opt.count - done);
+      ChunkRecord record;
+      if (cache.load && cache.load(index, record)) {
+        check(record.count("y") && record.count("log_w") && record["y"].size(0) == b,
+              "a kept chunk does not match this run; delete the kept chunks to draw them again");
+        ys.push_back(record["y"].to(device));
+        log_ws.push_back(record["log_w"].to(device));
+      } else {
+        seed_chunk(opt.seed, index);
+        log_ws.push_back(prior_log_weights(model.prior, *model.energy, b, b,
+                                           [&](const torch::Tensor& draw) { ys.push_back(draw); }));
+        if (cache.save) cache.save(index, {{"y", ys.back().to(torch::kCPU)}, {"log_w", log_ws.back().to(torch::kCPU)}});
+      }
+      done += b;
       meter.update(done);
       if (opt.progress) opt.progress(done, opt.count);
-    });
-    y = torch::cat(parts);
+    }
+    y = torch::cat(ys);
+    log_w = torch::cat(log_ws);
   } else if (opt.method.empty()) {
     ProgressMeter meter(progress_sink(model), "sample julep", "samples", opt.count);
-    auto batch = sample_julep(model.sampler, opt.count, opt.chunk, opt.seed, [&](int64_t done) {
-      meter.update(done);
-      if (opt.progress) opt.progress(done, opt.count);
-    });
+    auto batch = sample_julep(
+        model.sampler, opt.count, opt.chunk, opt.seed,
+        [&](int64_t done) {
+          meter.update(done);
+          if (opt.progress) opt.progress(done, opt.count);
+        },
+        cache);
     y = batch.y;
     log_w = batch.log_w;
   } else {
@@ -53,7 +84,7 @@ Samples sample(Model& model, const SamplingOptions& opt) {
     if (opt.chunk_given) anneal.chunk = opt.chunk;
     check_anneal_options(anneal);
     AnnealResult result;
-    run_annealing(model, anneal, opt.count, opt.seed, &result);
+    run_annealing(model, anneal, opt.count, opt.seed, &result, cache);
     y = result.y;
     log_w = result.log_w;
     run_nan = result.num_nan;

@@ -131,6 +131,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
   // part (Mint stage, AIS baseline), and the kernel training saves julep_state.pt as it goes.
   const auto metrics_path = (folder / "metrics.json").string();
   const auto state_path = (folder / "julep_state.pt").string();
+  const auto mint_state_path = (folder / "mint_state.pt").string();
   nlohmann::json done = nlohmann::json::object();
   if (opt.resume && fs::exists(metrics_path)) {
     try {
@@ -157,7 +158,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
   if (!opt.config_text.empty()) write_text_atomically(config_copy, opt.config_text);
   if (!opt.resume) {
     // A fresh run: results of an earlier run in this folder must not be taken for its own.
-    for (const char* name : {"metrics.json", "sampler.pt", "julep_state.pt", "julep_state.pt.tmp"})
+    for (const char* name : {"metrics.json", "sampler.pt", "julep_state.pt", "julep_state.pt.tmp", "mint_state.pt"})
       fs::remove(folder / name);
     if (opt.stage != "julep") fs::remove(folder / "prior.pt");
   }
@@ -211,15 +212,27 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
     model.log(fmt::format("mint: K = {}, {} prior, objective {}, {} steps x {} samples\n",
                config.prior.components, config.prior.invariant ? "invariant" : "fixed-orientation",
                config.mint.objective, config.mint.steps, config.mint.samples));
+    MintTrainingOptions mint = config.mint;
+    mint.seed = config.seed;
+    mint.state_path = mint_state_path;
+    const bool resuming = fs::exists(mint_state_path);
+    if (resuming) model.log(fmt::format("mint: resuming from the saved training state {}\n", mint_state_path));
     ProgressMeter meter(progress, "mint", "steps", config.mint.steps);
+    bool started = false;
     auto result = train_mint(
-        model.prior, energy, config.mint,
+        model.prior, energy, mint,
         [&](const MintProgress& p) {
           model.log(fmt::format("mint step {:6d}  beta {:.3f}  loss {:10.4f}  batch ESS {:6.2f}%  dropped {}{}\n",
                                 p.step, p.beta, p.loss, 100 * p.batch_ess, p.dropped,
                                 p.acceptance >= 0 ? fmt::format("  MALA acceptance {:.2f}", p.acceptance) : ""));
         },
-        [&](int64_t done) { meter.update(done); });
+        [&](int64_t done) {
+          // A resumed run's first call is the step it resumes at.
+          if (resuming && !started) meter.restart(done);
+          else meter.update(done);
+          started = true;
+        });
+    if (result.resumed_from >= 0) model.log(fmt::format("mint: resumed at step {}\n", result.resumed_from));
     train_seconds += result.seconds;
     if (result.selected_step >= 0) {
       model.log(fmt::format("mint: kept the parameters of step {} (ESS {:.2f}% on {} fresh draws)\n", result.selected_step,
@@ -270,6 +283,8 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
   metrics["num_samples"] = prior.num_samples;
   metrics["train_seconds"] = train_seconds;
   save_metrics();
+  // metrics.json now records the finished Mint stage next to prior.pt: a resume starts after it.
+  fs::remove(mint_state_path);
 
   if (opt.stage != "mint") {
     const int64_t count = config.path_eval_samples;
@@ -365,6 +380,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
   // Finished: sampler.pt and metrics.json hold everything the training state did.
   fs::remove(state_path);
   fs::remove(state_path + ".tmp");
+  fs::remove(mint_state_path);
   model.log(fmt::format("wrote {}\n", (folder / "metrics.json").string()));
   return metrics.dump(2);
 }

@@ -272,15 +272,27 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
 }
 
 SampleBatch sample_julep(JulepSampler& sampler, int64_t count, int64_t chunk, uint64_t seed,
-                         const std::function<void(int64_t)>& progress) {
+                         const std::function<void(int64_t)>& progress, const ChunkCache& cache) {
   check(count >= 1 && chunk >= 1, "sampling needs count >= 1 and chunk >= 1");
-  std::mt19937_64 rng(seed);
   std::vector<torch::Tensor> ys, log_ws;
-  for (int64_t done = 0; done < count;) {
+  const auto device = sampler->log_eps.device();
+  int64_t index = 0;
+  for (int64_t done = 0; done < count; ++index) {
     const int64_t b = std::min(chunk, count - done);
-    auto batch = sampler->simulate(b, sampler->time_grid(rng), /*keep_path=*/false);
-    ys.push_back(batch.final.detach());
-    log_ws.push_back(batch.log_w.detach());
+    ChunkRecord record;
+    if (cache.load && cache.load(index, record)) {
+      check(record.count("y") && record.count("log_w") && record["y"].size(0) == b,
+            "a kept chunk does not match this run; delete the kept chunks to draw them again");
+      ys.push_back(record["y"].to(device));
+      log_ws.push_back(record["log_w"].to(device));
+    } else {
+      seed_chunk(seed, index);
+      auto rng = chunk_rng(seed, index, 1);  // the time grid
+      auto batch = sampler->simulate(b, sampler->time_grid(rng), /*keep_path=*/false);
+      ys.push_back(batch.final.detach());
+      log_ws.push_back(batch.log_w.detach());
+      if (cache.save) cache.save(index, {{"y", ys.back().to(torch::kCPU)}, {"log_w", log_ws.back().to(torch::kCPU)}});
+    }
     done += b;
     if (progress) progress(done);
   }

@@ -1,14 +1,20 @@
 #include <mintjulep/error.hpp>
 #include <mintjulep/mint_training.hpp>
 
+#include "io/atomic_file.hpp"
 #include "training/schedule.hpp"
 
+#include <ATen/Context.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize/archive.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
+#include <mutex>
+#include <sstream>
 
 namespace mintjulep {
 
@@ -93,6 +99,136 @@ bool has_term(const std::string& objective, const std::string& term) {
   return std::find(terms.begin(), terms.end(), term) != terms.end();
 }
 
+// The settings a saved training state must share with the run that resumes it. The objective
+// enters as its set of terms: the loss adds them in a fixed order whatever the spelling.
+torch::Tensor mint_state_fingerprint(const MintPrior& prior, const MintTrainingOptions& o) {
+  const double terms = (has_term(o.objective, "snis") ? 1 : 0) + (has_term(o.objective, "reverse_kl") ? 2 : 0) +
+                       (has_term(o.objective, "langevin") ? 4 : 0);
+  return torch::tensor(
+      {static_cast<double>(o.steps), static_cast<double>(o.samples), o.learning_rate, o.final_lr_fraction,
+       o.repulsion, o.beta_start, static_cast<double>(o.warmup_steps), terms, static_cast<double>(o.langevin_steps),
+       o.langevin_refresh, static_cast<double>(o.langevin_burn_in), static_cast<double>(o.select_every),
+       static_cast<double>(o.select_samples), static_cast<double>(static_cast<uint32_t>(o.seed)),
+       static_cast<double>(static_cast<uint32_t>(o.seed >> 32)), static_cast<double>(prior->options().components)},
+      torch::kFloat64);
+}
+
+// The default generators the training draws from: the CPU's, and the prior's device's.
+std::vector<at::Generator> training_generators(const MintPrior& prior) {
+  std::vector<at::Generator> generators{at::globalContext().defaultGenerator(at::kCPU)};
+  const auto device = prior->logits.device();
+  if (!device.is_cpu()) generators.push_back(at::globalContext().defaultGenerator(device));
+  return generators;
+}
+
+// What a Mint run carries from one step to the next besides the parameters and Adam.
+struct MintCarry {
+  int64_t next_step = 0;
+  double seconds = 0;
+  std::vector<torch::Tensor> best;
+};
+
+void save_mint_state(const std::string& path, MintPrior& prior, torch::optim::Adam& optimizer,
+                     const torch::Tensor& fingerprint, const WalkerPool& pool, const MintTrainingResult& result,
+                     const MintCarry& carry) {
+  torch::serialize::OutputArchive archive, model, adam, best, generators;
+  prior->save(model);
+  optimizer.save(adam);
+  archive.write("prior", model);
+  archive.write("optimizer", adam);
+  archive.write("fingerprint", fingerprint);
+  archive.write("progress",
+                torch::tensor({static_cast<double>(carry.next_step), static_cast<double>(result.dropped),
+                               carry.seconds, static_cast<double>(result.selected_step), result.selected_ess,
+                               pool.acceptance, static_cast<double>(result.steps)},
+                              torch::kFloat64));
+  // Adam skips a parameter whose gradient is undefined and updates one whose gradient is zero:
+  // which ones had a gradient must survive the resume for the next step to match.
+  std::vector<int64_t> has_grad;
+  for (const auto& p : prior->parameters()) has_grad.push_back(p.grad().defined() ? 1 : 0);
+  archive.write("has_grad", torch::tensor(has_grad, torch::kLong));
+  for (size_t i = 0; i < carry.best.size(); ++i) best.write(std::to_string(i), carry.best[i]);
+  archive.write("best", best);
+  if (pool.y.defined()) {
+    archive.write("pool_y", pool.y);
+    archive.write("pool_energy", pool.energy);
+    archive.write("pool_grad", pool.grad);
+    archive.write("pool_age", pool.age);
+    archive.write("pool_step", pool.step);
+  }
+  auto gens = training_generators(prior);
+  for (size_t i = 0; i < gens.size(); ++i) {
+    std::lock_guard<std::mutex> lock(gens[i].mutex());
+    generators.write(std::to_string(i), gens[i].get_state());
+  }
+  archive.write("generators", generators);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  AtomicFile file(path);  // atomic: a kill leaves the old state or the new one
+  file.write(bytes.str());
+  file.commit();
+}
+
+MintCarry load_mint_state(const std::string& path, MintPrior& prior, torch::optim::Adam& optimizer,
+                          const torch::Tensor& fingerprint, WalkerPool& pool, MintTrainingResult& result) {
+  MintCarry carry;
+  torch::Tensor saved_fingerprint, progress, has_grad;
+  try {
+    torch::serialize::InputArchive archive, model, adam, best, generators;
+    const auto device = prior->logits.device();
+    archive.load_from(path, device);
+    archive.read("fingerprint", saved_fingerprint);
+    check(saved_fingerprint.sizes() == fingerprint.sizes() && torch::equal(saved_fingerprint.cpu(), fingerprint),
+          "the Mint training state '" + path +
+              "' was written with other [mint] or [prior] settings or another seed; resume with the same config, "
+              "or delete the file to start over");
+    archive.read("progress", progress);
+    archive.read("has_grad", has_grad);
+    archive.read("prior", model);
+    archive.read("optimizer", adam);
+    prior->load(model);
+    optimizer.load(adam);
+    archive.read("best", best);
+    for (torch::Tensor t; best.try_read(std::to_string(carry.best.size()), t); t = torch::Tensor())
+      carry.best.push_back(t);
+    if (pool.y.defined()) {
+      archive.read("pool_y", pool.y);
+      archive.read("pool_energy", pool.energy);
+      archive.read("pool_grad", pool.grad);
+      archive.read("pool_age", pool.age);
+      archive.read("pool_step", pool.step);
+    }
+    archive.read("generators", generators);
+    auto gens = training_generators(prior);
+    for (size_t i = 0; i < gens.size(); ++i) {
+      torch::Tensor state;
+      generators.read(std::to_string(i), state);
+      std::lock_guard<std::mutex> lock(gens[i].mutex());
+      gens[i].set_state(state.cpu());
+    }
+  } catch (const c10::Error& e) {
+    std::string why = std::string(e.what_without_backtrace()).substr(0, 120);
+    std::replace(why.begin(), why.end(), '\n', ' ');
+    throw Error("cannot resume from the Mint training state '" + path + "': it is damaged or from another model (" +
+                why + "); delete it to start over");
+  }
+  auto parameters = prior->parameters();
+  has_grad = has_grad.cpu();
+  check(has_grad.numel() == static_cast<int64_t>(parameters.size()),
+        "cannot resume from the Mint training state '" + path + "': it is from another model; delete it to start over");
+  for (size_t i = 0; i < parameters.size(); ++i)
+    if (has_grad[static_cast<int64_t>(i)].item<int64_t>() != 0) parameters[i].mutable_grad() = torch::zeros_like(parameters[i]);
+  progress = progress.cpu();
+  carry.next_step = static_cast<int64_t>(progress[0].item<double>());
+  result.dropped = static_cast<int64_t>(progress[1].item<double>());
+  carry.seconds = progress[2].item<double>();
+  result.selected_step = static_cast<int64_t>(progress[3].item<double>());
+  result.selected_ess = progress[4].item<double>();
+  pool.acceptance = progress[5].item<double>();
+  result.steps = static_cast<int64_t>(progress[6].item<double>());
+  return carry;
+}
+
 }  // namespace
 
 void check_mint_objective(const std::string& objective) {
@@ -111,6 +247,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   check(options.steps >= 0 && options.samples >= 2, "mint training needs steps >= 0 and samples >= 2");
   check(options.learning_rate > 0, "mint learning_rate must be positive");
   check(options.beta_start > 0 && options.beta_start <= 1, "mint beta_start must be in (0, 1]");
+  check(options.checkpoint_every >= 1, "mint checkpoint_every must be >= 1");
   const auto start = std::chrono::steady_clock::now();
   torch::optim::Adam optimizer(prior->parameters(), torch::optim::AdamOptions(options.learning_rate));
   MintTrainingResult result;
@@ -138,7 +275,8 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   auto component_ids = torch::arange(K, torch::TensorOptions().dtype(torch::kLong).device(prior->logits.device()))
                            .repeat_interleave(per_component);
   // Best parameters so far by ESS on fresh draws (select_every > 0).
-  std::vector<torch::Tensor> best;
+  MintCarry carry;
+  auto& best = carry.best;
   auto select = [&](int64_t step) {
     torch::NoGradGuard no_grad;
     const double ess = summarize_log_weights(prior_log_weights(prior, energy, options.select_samples)).ess;
@@ -148,8 +286,27 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
     result.selected_ess = ess;
     result.selected_step = step;
   };
-  if (options.select_every > 0) select(0);
-  for (int64_t step = 0; step < options.steps; ++step) {
+  const auto fingerprint = mint_state_fingerprint(prior, options);
+  const bool resume = !options.state_path.empty() && std::filesystem::exists(options.state_path);
+  // Everything above drew the same numbers as in the interrupted run; the saved state replaces
+  // what it produced (pool, parameters) and the generators' positions.
+  if (resume) {
+    carry = load_mint_state(options.state_path, prior, optimizer, fingerprint, pool, result);
+    result.resumed_from = carry.next_step;
+    if (on_step) on_step(carry.next_step);
+  } else if (options.select_every > 0) {
+    select(0);
+  }
+  const auto elapsed = [&] {
+    return carry.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  // The state after `step`: saved every checkpoint_every steps and after the last.
+  const auto save_due = [&](int64_t step) {
+    if (options.state_path.empty() || ((step + 1) % options.checkpoint_every != 0 && step + 1 != options.steps)) return;
+    const MintCarry saved{step + 1, elapsed(), best};
+    save_mint_state(options.state_path, prior, optimizer, fingerprint, pool, result, saved);
+  };
+  for (int64_t step = carry.next_step; step < options.steps; ++step) {
     const double fraction = options.warmup_steps > 0
                                 ? std::min(1.0, static_cast<double>(step) / options.warmup_steps)
                                 : 1.0;
@@ -200,7 +357,11 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       auto finite = torch::isfinite(energies);
       const int64_t kept = finite.sum().item<int64_t>();
       result.dropped += energies.numel() - kept;
-      if (kept < 2) continue;
+      if (kept < 2) {
+        // No step: only the checkpoint, which must cover the draws just made.
+        save_due(step);
+        continue;
+      }
       if (kept < energies.numel()) {
         auto idx = finite.nonzero().squeeze(1);
         y = y.index_select(0, idx);
@@ -229,6 +390,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       if (use_langevin) p.acceptance = pool.acceptance;
       progress(p);
     }
+    save_due(step);  // after the progress line, whose ESS may draw fresh samples
     if (on_step) on_step(step + 1);
   }
   if (!best.empty()) {
@@ -236,8 +398,7 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
     auto parameters = prior->parameters();
     for (size_t i = 0; i < best.size(); ++i) parameters[i].copy_(best[i]);
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = elapsed();
   return result;
 }
 

@@ -66,7 +66,8 @@ prior_before=$(md5sum <"$work/run/prior.pt")
 
 # --- A full disk: a 1 KiB file size limit.
 full="free disk space (or raise the file size limit, ulimit -f) or write to another disk (an earlier file of that name is unchanged)"
-expect_write_error "sample on a full disk" "writing '$work/s.npz' failed: File too large; $full" \
+# The first write that fails is the first finished chunk, kept next to the output.
+expect_write_error "sample on a full disk" "writing '$work/s.npz.partial/chunk-000000.pt' failed: File too large; $full" \
   limited 1 "$bin" sample "$work/run" --method prior --num-samples 200 --seed 2 --out "$work/s.npz" --threads 1
 cmp -s "$work/s.npz" "$work/s.before" || fail "a failed sample changed the earlier s.npz"
 # 60 samples: the .npz fits in 8 KiB, their PDB and XYZ copies do not.
@@ -87,7 +88,8 @@ grep -q '"prior_ess"' "$work/run/metrics.json" || fail "a failed train lost metr
 grep -q "mint: resumed" "$work/resume.out" || fail "the resumed run trained the prior again"
 [ -s "$work/run/sampler.pt" ] || fail "the resumed run wrote no sampler.pt"
 run_before=$(sums "$work/run")
-expect_write_error "train on a full disk" "writing '$work/run2/prior.pt' failed: File too large" \
+# The Mint stage's training state is the first file it writes.
+expect_write_error "train on a full disk" "writing '$work/run2/mint_state.pt' failed: File too large" \
   limited 1 "$bin" train "$work/tiny.toml" --out "$work/run2" --threads 1
 # md: the checkpoints of the first frames fit, a later one does not; the file holds the last
 # checkpoint that fitted, and --resume continues to the result of an uninterrupted run.

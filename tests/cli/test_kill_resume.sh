@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kill -9 at several moments, then resume: `md` (its .npz checkpoint), `train` (the kernel
-# training state) and `bench` (finished cells) end with the result of an uninterrupted run,
+# training state), `train --stage mint` (the Mint training state), `sample` (finished chunks)
+# and `bench` (finished cells) end with the result of an uninterrupted run,
 # and the result files are never half-written (every file that exists under its final name
 # loads). The kill times are fractions of the uninterrupted run's wall time, so they land
 # inside the run on a fast or a slow machine alike.
@@ -109,6 +110,95 @@ for key in ("path_ess", "log_z", "prior_ess", "prior_log_z"):
     assert a[key] == b[key], (key, a[key], b[key])
 PY
 echo "train: $kills kills inside a ${train_time} s run, resumed to the uninterrupted result"
+
+# ---- train --stage mint: the Mint state (walker pool, best-so-far, generator) every 10 steps ------
+cat >"$work/mint.toml" <<'TOML'
+system = "dw4"
+[prior]
+components = 4
+[mint]
+steps = 300
+samples = 256
+warmup_steps = 100
+objective = "snis+langevin"
+langevin_steps = 3
+langevin_burn_in = 6
+select_every = 50
+select_samples = 300
+checkpoint_every = 10
+log_every = 50
+eval_samples = 500
+[anneal]
+pilot = 100
+TOML
+mint_args=(train "$work/mint.toml" --stage mint --seed 3 --threads 1)
+t0=$(now)
+"$bin" "${mint_args[@]}" --out "$work/mint-ref" >/dev/null 2>&1 || fail "mint reference run"
+mint_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
+kills=0
+for fraction in 0.4 0.35 0.35; do
+  delay=$(awk -v t="$mint_time" -v f="$fraction" "BEGIN { print t * f }")
+  resume=()
+  [ -f "$work/mint/config.toml" ] && resume=(--resume)
+  state=$(run_killed "$delay" "$bin" "${mint_args[@]}" --out "$work/mint" "${resume[@]}")
+  [ "$state" = killed ] && kills=$((kills + 1))
+done
+[ "$kills" -ge 2 ] || fail "mint: only $kills of 3 kills landed inside the run"
+[ -f "$work/mint/mint_state.pt" ] || fail "mint: no training state after the kills"
+# The saved state of another seed is refused in one line, and left as it is.
+expect_error "mint state of another seed" "another seed" train "$work/mint.toml" --stage mint --seed 4 --threads 1 \
+  --out "$work/mint" --resume
+"$bin" "${mint_args[@]}" --out "$work/mint" --resume >"$work/mint.out" 2>&1 ||
+  fail "mint final resume: $(tail -1 "$work/mint.out")"
+grep -q "mint: resumed at step" "$work/mint.out" || fail "mint: the final run did not resume: $(head -3 "$work/mint.out")"
+cmp -s "$work/mint-ref/prior.pt" "$work/mint/prior.pt" || fail "mint: the resumed prior differs from the uninterrupted one"
+[ -f "$work/mint/mint_state.pt" ] && fail "mint: mint_state.pt left behind by a finished stage"
+"$py" - "$work/mint-ref/metrics.json" "$work/mint/metrics.json" <<'PY' || fail "mint: metrics differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for key in ("prior_ess", "prior_log_z", "mint_steps", "mint_selected_step", "dropped_energies"):
+    assert a[key] == b[key], (key, a[key], b[key])
+PY
+echo "mint: $kills kills inside a ${mint_time} s run, resumed to the uninterrupted result"
+
+# ---- sample: smc-mala in 8 chunks (step sizes carried from chunk to chunk), kept chunk by chunk
+sample_args=(sample "$work/mint-ref" --method smc-mala --steps 60 --num-samples 3200 --chunk 400 --seed 4 --threads 1)
+t0=$(now)
+"$bin" "${sample_args[@]}" --out "$work/sample-ref.npz" >/dev/null 2>&1 || fail "sample reference run"
+sample_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
+kills=0
+# Each rerun takes the chunks kept so far and goes on: short delays, so that the kills land.
+for fraction in 0.35 0.3 0.3; do
+  delay=$(awk -v t="$sample_time" -v f="$fraction" "BEGIN { print t * f }")
+  state=$(run_killed "$delay" "$bin" "${sample_args[@]}" --out "$work/sample.npz")
+  if [ "$state" = killed ]; then
+    kills=$((kills + 1))
+    [ -f "$work/sample.npz" ] && fail "sample: an output file after a kill at ${fraction}"
+  fi
+done
+[ "$kills" -ge 2 ] || fail "sample: only $kills of 3 kills landed inside the run"
+if [ "$state" = killed ]; then
+  ls "$work/sample.npz.partial"/chunk-*.pt >/dev/null 2>&1 || fail "sample: no finished chunk kept after the kills"
+  "$bin" "${sample_args[@]}" --out "$work/sample.npz" >"$work/sample.out" 2>&1 ||
+    fail "sample final run: $(tail -1 "$work/sample.out")"
+  grep -q "finished chunks are taken from" "$work/sample.out" || fail "sample: the final run did not resume"
+fi
+[ -e "$work/sample.npz.partial" ] && fail "sample: the partial folder is left behind"
+"$py" - "$work/sample-ref.npz" "$work/sample.npz" <<'PY' || fail "sample: the resumed draw differs from the uninterrupted one"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert sorted(a.files) == sorted(b.files), (a.files, b.files)
+for key in a.files:
+    assert np.array_equal(a[key], b[key]), key
+PY
+# Chunks kept for another command are deleted, never read (this one would not load).
+mkdir -p "$work/other.npz.partial"
+echo "method=mala" >"$work/other.npz.partial/key.txt"
+echo "not a chunk" >"$work/other.npz.partial/chunk-000000.pt"
+"$bin" sample "$work/mint-ref" --method prior --num-samples 300 --chunk 100 --threads 1 --out "$work/other.npz" \
+  >"$work/other.out" 2>&1 || fail "sample after another command's chunks: $(tail -1 "$work/other.out")"
+grep -q "deleted the finished chunks" "$work/other.out" || fail "sample: chunks of another command were not reported deleted"
+echo "sample: $kills kills inside a ${sample_time} s run, resumed to the uninterrupted result"
 
 # ---- bench: finished cells are kept, the grid completes -------------------------------------
 bench_args=(bench --systems dw4 --methods prior,ais-mala --seeds 0,1 --config "dw4=$work/tiny.toml" --samples 500 --steps 5
