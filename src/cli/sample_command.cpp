@@ -41,6 +41,8 @@ struct SampleOptions {
   std::string method;  // empty: the config's [anneal] method, else the trained kernel
   int64_t steps = 0;   // MALA T (0: the config's)
   int64_t moves = 0;   // MALA moves per temperature (0: the config's)
+  int64_t leapfrog = 0;        // 0: the config's
+  double schedule_power = 0;   // 0: the config's
 };
 
 // FNV-1a of a file's bytes ("-" when it is absent): which checkpoint the samples came from.
@@ -90,15 +92,18 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   sampling.chunk_given = opt.chunk_given;
   sampling.steps = opt.steps;
   sampling.moves = opt.moves;
+  sampling.leapfrog = opt.leapfrog;
+  sampling.schedule_power = opt.schedule_power;
   // Finished chunks go to OUT.partial (OUT the .npz) until the outputs are written: the same
   // command, rerun after a kill, takes them instead of drawing them again. The key names all the
   // samples depend on, so another command never reuses them.
   sampling.partial_folder = outputs.npz + ".partial";
   sampling.partial_key = fmt::format(
-      "method={}\nnum_samples={}\nseed={}\nchunk={}\nchunk_given={}\nsteps={}\nmoves={}\ndevice={}\n"
+      "method={}\nnum_samples={}\nseed={}\nchunk={}\nchunk_given={}\nsteps={}\nmoves={}\nleapfrog={}\n"
+      "schedule_power={}\ndevice={}\n"
       "config={}\nprior={}\nsampler={}\n",
       opt.method.empty() ? "kernel" : opt.method, opt.count, opt.seed, opt.chunk, opt.chunk_given, opt.steps, opt.moves,
-      model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
+      opt.leapfrog, opt.schedule_power, model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
       file_digest(folder / "sampler.pt"));
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
@@ -188,6 +193,12 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
                   "a --stage mint run");
   cmd->add_option("--steps", opt->steps, "MALA temperatures T (default: the config's [anneal] steps)");
   cmd->add_option("--moves", opt->moves, "MALA moves per temperature (default: the config's [anneal] moves)");
+  cmd->add_option("--leapfrog", opt->leapfrog,
+                  "leapfrog steps per move: 1 MALA, L > 1 HMC (default: the config's [anneal] leapfrog)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+  cmd->add_option("--schedule-power", opt->schedule_power,
+                  "annealing temperatures t_j = (j/T)^power (default: the config's [anneal] schedule_power)")
+      ->check(CLI::Range(0.01, 100.0));
   cmd->callback([opt, cmd, &global] {
     opt->chunk_given = cmd->count("--chunk") > 0;
     opt->resample_given = cmd->count("--resample") > 0;

@@ -81,6 +81,8 @@ Samples sample(Model& model, const SamplingOptions& opt) {
     anneal.method = opt.method;
     if (opt.steps > 0) anneal.steps = opt.steps;
     if (opt.moves > 0) anneal.moves = opt.moves;
+    if (opt.leapfrog > 0) anneal.leapfrog = opt.leapfrog;
+    if (opt.schedule_power > 0) anneal.schedule_power = opt.schedule_power;
     if (opt.chunk_given) anneal.chunk = opt.chunk;
     check_anneal_options(anneal);
     AnnealResult result;

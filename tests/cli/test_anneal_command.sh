@@ -62,6 +62,14 @@ grep -q "200 samples, path ESS" "$work/out2" || fail "sample did not report the 
 grep -q "200 samples, SMC final ESS" "$work/out3" || fail "sample did not report SMC's final ESS: $(cat "$work/out3")"
 "$bin" sample "$work/mint" --method ula --num-samples 50 --out "$work/u.npz" --threads 1 >"$work/out4" 2>&1 || fail "sample --method ula exited $?: $(cat "$work/out4")"
 grep -q "path ESS" "$work/out4" || fail "ula did not report the path ESS"
+"$bin" sample "$work/mint" --method mala --steps 4 --leapfrog 3 --schedule-power 2 --num-samples 100 --out "$work/h.npz" \
+  --threads 1 >"$work/out5" 2>&1 || fail "sample --leapfrog exited $?: $(cat "$work/out5")"
+grep -q "anneal mala (T = 4, 2 HMC moves of 3 leapfrog steps per temperature): path ESS" "$work/out5" ||
+  fail "no HMC summary: $(cat "$work/out5")"
+expect_error "no leapfrog steps" "--leapfrog: Value 0 not in range 1 to 1000" sample "$work/mint" --method mala \
+  --leapfrog 0 --out "$work/x.npz" --threads 1
+sed 's/moves = 2/moves = 2\nschedule_power = 0.0/' "$work/tiny.toml" >"$work/bad5.toml"
+expect_error "bad schedule" "schedule_power must be positive" train "$work/bad5.toml" --out "$work/bad"
 expect_error "julep without a kernel" "sampler.pt" sample "$work/mint" --method julep --out "$work/x.npz" --threads 1
 expect_error "unknown method" "--method must be prior or an annealing method, got 'hmc'" sample "$work/mint" --method hmc --out "$work/x.npz" --threads 1
 
