@@ -12,11 +12,15 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 #include <torch/version.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -756,6 +760,15 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
   std::error_code ec;
   fs::create_directories(grid.out / "train", ec);
   check(!ec && fs::is_directory(grid.out), fmt::format("cannot create output folder '{}': {}", out, ec.message()));
+  // One grid run per folder: two would train into the same run folders. The lock goes with the
+  // process (also on kill -9).
+  const std::string lock_path = (grid.out / ".bench.lock").string();
+  const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  check(lock >= 0, fmt::format("cannot create '{}': {}; choose a folder you can write to", lock_path,
+                               std::strerror(errno)));
+  std::shared_ptr<void> unlock(nullptr, [lock](void*) { ::close(lock); });
+  check(::flock(lock, LOCK_EX | LOCK_NB) == 0,
+        fmt::format("another mintjulep bench is running in '{}'; wait for it to finish or give another --out", out));
   // The effective config of every system and seed, checked before any work.
   // The default training is always written: the additive variant starts from its Mint stage.
   std::set<std::string> variants = {""};

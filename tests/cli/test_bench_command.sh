@@ -179,6 +179,17 @@ md = open(out + "/results.md").read()
 assert "| dw4 | pis | 1/1 | 100 |" in md and "| dw4 | dds | 1/1 | 100 |" in md, md
 PY
 
+# Two grid runs into one folder: the second is refused in one line while the first runs.
+"$bin" bench --systems dw4 --methods ais-mala --seeds 5 --config "dw4=$work/tiny.toml" --samples 4000 --steps 20 \
+  --out "$work/l" --threads 1 >"$work/lock1.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do [ -e "$work/l/.bench.lock" ] && break; sleep 0.05; done
+if kill -0 "$pid" 2>/dev/null; then
+  expect_error "a second bench in one folder" "another mintjulep bench is running in '$work/l'" \
+    bench --systems dw4 --methods prior --seeds 5 --config "dw4=$work/tiny.toml" --out "$work/l"
+fi
+wait "$pid" || fail "the first bench exited $?: $(cat "$work/lock1.out")"
+
 # A cell that fails is recorded and the grid goes on; the command then exits 1 with one line.
 mkdir -p "$work/g" && touch "$work/g/dw4-prior-s1"  # a file where the cell's folder should be
 "$bin" bench --systems dw4 --methods prior --seeds 0,1 --config "dw4=$work/tiny.toml" --samples 100 --out "$work/g" \
