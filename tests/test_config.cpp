@@ -93,6 +93,8 @@ steps = 40
 [anneal]
 method = "smc-mala"
 moves = 3
+independence = 2
+path = "geometric"
 step_size = 0.02
 target_acceptance = 0.6
 max_step_size = 0.1
@@ -104,13 +106,18 @@ chunk = 2000
   EXPECT_EQ(c.anneal.method, "smc-mala");
   EXPECT_EQ(c.anneal.steps, 40);  // [julep] steps unless given
   EXPECT_EQ(c.anneal.moves, 3);
+  EXPECT_EQ(c.anneal.independence, 2);
+  EXPECT_TRUE(c.anneal.geometric_path);
   EXPECT_DOUBLE_EQ(c.anneal.step_size, 0.02);
   EXPECT_DOUBLE_EQ(c.anneal.target_acceptance, 0.6);
   EXPECT_DOUBLE_EQ(c.anneal.max_step_size, 0.1);
   EXPECT_EQ(c.anneal.pilot, 0);
   EXPECT_DOUBLE_EQ(c.anneal.resample_threshold, 0.3);
   EXPECT_EQ(c.anneal.chunk, 2000);
-  EXPECT_FALSE(load_config(write_config("no_anneal", "system = \"dw4\"\n")).anneal_configured);
+  auto plain = load_config(write_config("no_anneal", "system = \"dw4\"\n"));
+  EXPECT_FALSE(plain.anneal_configured);
+  EXPECT_FALSE(plain.anneal.geometric_path);
+  EXPECT_EQ(plain.anneal.independence, 0);
 }
 
 TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
@@ -129,12 +136,16 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[anneal]\nresample_threshold = 2.0\n", "resample_threshold must be in [0, 1]"},
       {"system = \"dw4\"\n[anneal]\ntarget_acceptance = 1.0\n", "target_acceptance must be in (0, 1)"},
       {"system = \"dw4\"\n[anneal]\nstep = 3\n", "unknown key 'step' in [anneal]"},
+      {"system = \"dw4\"\n[anneal]\npath = \"straight\"\n", "[anneal] path must be \"soft\""},
+      {"system = \"dw4\"\n[anneal]\nindependence = -2\n", "independence moves per temperature must be >= 0"},
       {"system = \"dw4\"\n[prior]\nfamily = \"pairs\"\n", "[prior] family must be"},
       {"system = \"dw4\"\n[prior]\ninit = \"harmonic\"\n", "init = \"harmonic\" needs family"},
       {"system = \"dw4\"\n[prior]\nfamily = \"isotropic\"\n", "family = \"isotropic\" is one Gaussian centred on the anchor; set components = 1"},
       {"system = \"dw4\"\n[prior]\nfamily = \"isotropic\"\ncomponents = 1\nscale = -1.0\n", "[prior] scale must be >= 0"},
       {"system = \"dw4\"\n[prior]\nfamily = \"gaussian\"\nhessian_floor = 0.0\n", "hessian_floor"},
       {"system = \"dw4\"\n[mint]\nselect_every = -1\n", "select_every must be >= 0"},
+      {"system = \"dw4\"\n[prior]\nfamily = \"gaussian\"\ninit = \"harmonic\"\ntail_weight = 1.0\n", "tail_weight must be in [0, 1)"},
+      {"system = \"dw4\"\n[prior]\nfamily = \"gaussian\"\ninit = \"harmonic\"\ncomponents = 5\ntail_weight = 0.2\n", "an even number of components"},
       {"system = \"dw4\"\n[mint]\ncheckpoint_every = 0\n", "[mint] checkpoint_every must be >= 1"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {

@@ -386,6 +386,36 @@ TEST(HarmonicPrior, MergesRotatedMirroredAndRelabelledCopiesOfOneMinimum) {
   EXPECT_LT((precision - hessian).abs().max().item<double>(), 1e-6 * hessian.abs().max().item<double>());
 }
 
+TEST(HarmonicPrior, WideCopiesHoldTheTailWeightWithScaledCovariances) {
+  auto energy = dw4();
+  auto prior = dw4_prior(8);
+  torch::manual_seed(19);
+  HarmonicOptions options;
+  options.starts_per_component = 2;
+  options.tail_weight = 0.25;
+  options.tail_scale = 3.0;
+  auto result = initialize_harmonic_prior(prior, *energy, options);
+  torch::NoGradGuard no_grad;
+  auto mean = prior->mean.detach();
+  auto u = prior->precision_factor();
+  auto precision = torch::matmul(u.transpose(1, 2), u);
+  auto weights = torch::softmax(prior->logits.detach(), 0);
+  // The second half repeats the first half's basins, 3x wider, with a quarter of each weight.
+  EXPECT_LT((mean.narrow(0, 4, 4) - mean.narrow(0, 0, 4)).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((3.0 * precision.narrow(0, 4, 4) - precision.narrow(0, 0, 4)).abs().max().item<double>(),
+            1e-9 * precision.abs().max().item<double>());
+  EXPECT_NEAR((weights.narrow(0, 4, 4) / (weights.narrow(0, 0, 4) + weights.narrow(0, 4, 4))).min().item<double>(),
+              0.25, 1e-12);
+  EXPECT_NEAR((weights.narrow(0, 4, 4) / (weights.narrow(0, 0, 4) + weights.narrow(0, 4, 4))).max().item<double>(),
+              0.25, 1e-12);
+  double total = 0;
+  for (const auto& m : result.minima) total += m.weight;
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  // An odd number of components cannot be split into basins and their wide copies.
+  auto odd = dw4_prior(7);
+  EXPECT_THROW(initialize_harmonic_prior(odd, *energy, options), Error);
+}
+
 TEST(HarmonicPrior, Dw4HarmonicSuperpositionIsAGoodPrior) {
   // Harmonic components on the DW-4 minima found from random starts already give a usable
   // importance sampler with log Z near the independent reference 31.05 (DESIGN.md §3b).

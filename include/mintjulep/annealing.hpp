@@ -37,6 +37,15 @@ struct AnnealOptions {
   // The MALA/HMC temperatures t_j = (j / T)^schedule_power: 1 is uniform; > 1 puts more of them
   // near t = 0 (the prior end), < 1 near t = 1 (the target end). Any schedule is exact.
   double schedule_power = 1.0;
+  // Independence Metropolis moves per temperature, after the MALA/HMC moves: a proposal drawn
+  // from the prior itself, accepted with min(1, [e^-U_t q](y') / [e^-U_t q](y)) (DESIGN.md §4b).
+  // They relocate a chain across basins in one step, which local moves on a molecule's stiff
+  // bonds cannot; each costs a prior draw and a prior density at y and y'.
+  int64_t independence = 0;
+  // MALA/HMC path: false = U_t = -(1 - t) log q + t V(., t) with the system's soft-core V (DESIGN.md
+  // §4, the Julep kernel's path); true = the geometric path U_t = -(1 - t) log q + t U, which does
+  // not open overlaps at intermediate t (a prior that already keeps atoms apart needs no softening).
+  bool geometric_path = false;
   double step_size = 0.01;           // initial MALA step h: y' = y - h grad U + sqrt(2 h) xi
   double target_acceptance = 0.57;
   double max_step_size = 0.25;       // cap on h, in units of length_scale^2
@@ -67,6 +76,7 @@ struct AnnealResult {
   int64_t resampling_events = 0;          // summed over chunks
   int64_t steps = 0;                      // T
   std::vector<double> acceptance;         // MALA: per temperature j = 1..T, mean over chains and moves
+  double independence_acceptance = 0;    // mean acceptance of the independence moves (if any)
   std::vector<double> step_sizes;         // MALA: the step size used at each temperature (last chunk)
   double seconds = 0;
 };

@@ -29,4 +29,9 @@ std::mt19937_64 chunk_rng(uint64_t seed, int64_t index, uint32_t stream);
 // Seeds torch's default generators for chunk `index` (stream 0 of chunk_rng).
 void seed_chunk(uint64_t seed, int64_t index);
 
+// Chunk `index` of `size` samples, a record with "y" and "log_w": the one kept in the cache when
+// there is one (checked to hold `size` samples), otherwise draw()'s, which is then kept.
+ChunkRecord load_or_draw_chunk(const ChunkCache& cache, int64_t index, int64_t size,
+                               const std::function<ChunkRecord()>& draw);
+
 }  // namespace mintjulep

@@ -35,6 +35,13 @@ struct HarmonicOptions {
   // cosine barrier is far softer away from the minimum than its curvature says; with
   // rotor_symmetry the three widened copies then overlap and cover the whole circle.
   double rotor_sd = 0.0;
+  // Defensive wide copies: with tail_weight f > 0 the second half of the K components repeats
+  // the first half's basins with covariance x tail_scale and a fraction f of each basin's
+  // weight (the first half keeps 1 - f). Where the harmonic widths are too narrow (anharmonic
+  // basins) log w then stays below log(1/f) + log of the wide copies' mismatch instead of
+  // growing without bound in the tails. K must be even.
+  double tail_weight = 0.0;
+  double tail_scale = 4.0;
 };
 
 struct HarmonicMinimum {

@@ -207,6 +207,8 @@ RunConfig load_config(const std::string& path) {
   prior.read("rotor_symmetry", c.rotor_symmetry);
   prior.read("permutation_symmetry", c.permutation_symmetry);
   prior.read("rotor_sd", c.harmonic.rotor_sd);
+  prior.read("tail_weight", c.harmonic.tail_weight);
+  prior.read("tail_scale", c.harmonic.tail_scale);
   prior.reject_unknown();
 
   Table mint(root["mint"].as_table(), "[mint]", path);
@@ -275,6 +277,12 @@ RunConfig load_config(const std::string& path) {
   anneal.read("steps", c.anneal.steps);
   anneal.read("moves", c.anneal.moves);
   anneal.read("leapfrog", c.anneal.leapfrog);
+  anneal.read("independence", c.anneal.independence);
+  std::string anneal_path = "soft";
+  anneal.read("path", anneal_path);
+  check(anneal_path == "soft" || anneal_path == "geometric",
+        path + ": [anneal] path must be \"soft\" (the soft-core path of DESIGN.md §4) or \"geometric\"");
+  c.anneal.geometric_path = anneal_path == "geometric";
   anneal.read("schedule_power", c.anneal.schedule_power);
   anneal.read("step_size", c.anneal.step_size);
   anneal.read("target_acceptance", c.anneal.target_acceptance);
@@ -339,6 +347,13 @@ RunConfig load_config(const std::string& path) {
   check(c.prior.init_noise >= 0, path + ": [prior] init_noise must be >= 0");
   check(c.harmonic.rotor_sd >= 0 && std::isfinite(c.harmonic.rotor_sd),
         path + ": [prior] rotor_sd must be >= 0 (radians added along each methyl rotation)");
+  check(c.harmonic.tail_weight >= 0 && c.harmonic.tail_weight < 1,
+        path + ": [prior] tail_weight must be in [0, 1) (the weight of the wide copies; 0: none)");
+  check(c.harmonic.tail_scale > 0 && std::isfinite(c.harmonic.tail_scale),
+        path + ": [prior] tail_scale must be > 0 (the covariance factor of the wide copies)");
+  check(c.harmonic.tail_weight == 0 || (c.prior.init == "harmonic" && c.prior.components % 2 == 0),
+        path + ": [prior] tail_weight needs init = \"harmonic\" and an even number of components "
+               "(half of them are the wide copies)");
   check(c.prior.kappa > 0 && c.prior.sigma > 0 && c.prior.radius_spread >= 0,
         path + ": [prior] kappa and sigma must be positive, radius_spread >= 0");
   check(c.mint.steps >= 0 && c.mint.samples >= 2, path + ": [mint] needs steps >= 0, samples >= 2");

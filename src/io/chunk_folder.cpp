@@ -30,6 +30,23 @@ void seed_chunk(uint64_t seed, int64_t index) {
   torch::manual_seed(rng());
 }
 
+ChunkRecord load_or_draw_chunk(const ChunkCache& cache, int64_t index, int64_t size,
+                               const std::function<ChunkRecord()>& draw) {
+  ChunkRecord record;
+  if (cache.load && cache.load(index, record)) {
+    check(record.count("y") && record.count("log_w") && record["y"].size(0) == size,
+          "a kept chunk does not match this run; delete the kept chunks to draw them again");
+    return record;
+  }
+  record = draw();
+  if (cache.save) {
+    ChunkRecord on_cpu;
+    for (const auto& [name, tensor] : record) on_cpu[name] = tensor.to(torch::kCPU);
+    cache.save(index, on_cpu);
+  }
+  return record;
+}
+
 namespace {
 
 std::string chunk_path(const std::string& folder, int64_t index) {

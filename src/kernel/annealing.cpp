@@ -31,6 +31,7 @@ void check_anneal_options(const AnnealOptions& o) {
   check(o.steps >= 1, "annealing steps must be >= 1");
   check(o.moves >= 1, "annealing moves per temperature must be >= 1");
   check(o.leapfrog >= 1, "annealing leapfrog steps per move must be >= 1 (1: MALA)");
+  check(o.independence >= 0, "annealing independence moves per temperature must be >= 0");
   check(o.schedule_power > 0 && std::isfinite(o.schedule_power),
         "annealing schedule_power must be positive (t_j = (j / T)^power; 1: uniform)");
   check(o.step_size > 0, "annealing step_size must be positive");
@@ -103,8 +104,10 @@ struct Potential {
   torch::Tensor grad;  // (B, M, n)
 };
 
-// U_t(y) = -(1 - t) path_log_prob(y) + t V(y, t) and its gradient in y.
-Potential potential(MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& y, double t) {
+// U_t(y) = -(1 - t) path_log_prob(y) + t V(y, t) and its gradient in y; on the geometric path
+// V(y, t) is U(y) at every t.
+Potential potential(MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& y, double t,
+                    bool geometric) {
   Potential p;
   p.u = torch::zeros({y.size(0)}, y.options().dtype(torch::kFloat64));
   p.grad = torch::zeros_like(y);
@@ -117,55 +120,66 @@ Potential potential(MintPrior& prior, const AnchoredEnergy& energy, const torch:
     p.grad = p.grad - (1 - t) * g.detach().to(y.scalar_type());
   }
   if (t > 0) {
-    auto vg = energy.value_and_grad(y.detach(), t);
+    auto vg = energy.value_and_grad(y.detach(), geometric ? 1.0 : t);
     p.u = p.u + t * vg.value.detach().to(torch::kFloat64);
     p.grad = p.grad + t * vg.grad.detach().to(y.scalar_type());
   }
   return p;
 }
 
-// One MALA move for exp(-U_t) with step h; updates y and cur, returns the acceptance rate.
-double mala_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur,
-                 double t, double h) {
-  auto xi = torch::randn_like(y);
-  auto proposal = y - h * cur.grad + std::sqrt(2 * h) * xi;
-  auto p = potential(prior, energy, proposal, t);
-  auto back = y - proposal + h * p.grad;
-  // log pi(y') q(y | y') - log pi(y) q(y' | y); q(y' | y) has exponent -|xi|^2 / 2.
-  auto log_alpha = (cur.u - p.u) +
-                   (0.5 * xi.pow(2).sum({1, 2}) - back.pow(2).sum({1, 2}) / (4 * h)).to(torch::kFloat64);
+// The Metropolis test of a move: each chain takes its proposal (at `proposed`) with probability
+// min(1, e^log_alpha), a non-finite log_alpha rejects; updates y and cur, returns the acceptance rate.
+double metropolis_update(torch::Tensor& y, Potential& cur, const torch::Tensor& proposal, const Potential& proposed,
+                         const torch::Tensor& log_alpha) {
   auto u = torch::rand({y.size(0)}, log_alpha.options());
   auto accept = torch::isfinite(log_alpha) & (torch::log(u) < log_alpha);
   auto accept3 = accept.view({-1, 1, 1});
   y = torch::where(accept3, proposal, y);
-  cur.u = torch::where(accept, p.u, cur.u);
-  cur.grad = torch::where(accept3, p.grad, cur.grad);
+  cur.u = torch::where(accept, proposed.u, cur.u);
+  cur.grad = torch::where(accept3, proposed.grad, cur.grad);
   return accept.to(torch::kFloat64).mean().item<double>();
+}
+
+// One MALA move for exp(-U_t) with step h; updates y and cur, returns the acceptance rate.
+double mala_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur,
+                 double t, bool geometric, double h) {
+  auto xi = torch::randn_like(y);
+  auto proposal = y - h * cur.grad + std::sqrt(2 * h) * xi;
+  auto p = potential(prior, energy, proposal, t, geometric);
+  auto back = y - proposal + h * p.grad;
+  // log pi(y') q(y | y') - log pi(y) q(y' | y); q(y' | y) has exponent -|xi|^2 / 2.
+  auto log_alpha = (cur.u - p.u) +
+                   (0.5 * xi.pow(2).sum({1, 2}) - back.pow(2).sum({1, 2}) / (4 * h)).to(torch::kFloat64);
+  return metropolis_update(y, cur, proposal, p, log_alpha);
 }
 
 // One HMC move for exp(-U_t): L leapfrog steps of size sqrt(2 h) with unit mass, then a
 // Metropolis test on the Hamiltonian; updates y and cur, returns the acceptance rate.
 double hmc_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur, double t,
-                double h, int64_t leapfrog) {
+                bool geometric, double h, int64_t leapfrog) {
   const double eps = std::sqrt(2 * h);
   auto p0 = torch::randn_like(y);
   auto p = p0 - 0.5 * eps * cur.grad;
   auto q = y + eps * p;
-  Potential end = potential(prior, energy, q, t);
+  Potential end = potential(prior, energy, q, t, geometric);
   for (int64_t l = 1; l < leapfrog; ++l) {
     p = p - eps * end.grad;
     q = q + eps * p;
-    end = potential(prior, energy, q, t);
+    end = potential(prior, energy, q, t, geometric);
   }
   p = p - 0.5 * eps * end.grad;
   auto log_alpha = (cur.u - end.u) + (0.5 * (p0.pow(2).sum({1, 2}) - p.pow(2).sum({1, 2}))).to(torch::kFloat64);
-  auto u = torch::rand({y.size(0)}, log_alpha.options());
-  auto accept = torch::isfinite(log_alpha) & (torch::log(u) < log_alpha);
-  auto accept3 = accept.view({-1, 1, 1});
-  y = torch::where(accept3, q, y);
-  cur.u = torch::where(accept, end.u, cur.u);
-  cur.grad = torch::where(accept3, end.grad, cur.grad);
-  return accept.to(torch::kFloat64).mean().item<double>();
+  return metropolis_update(y, cur, q, end, log_alpha);
+}
+
+// One independence Metropolis move for exp(-U_t): every chain proposes a fresh prior draw y'
+// and takes it with min(1, exp(-U_t(y')) q(y) / (exp(-U_t(y)) q(y'))); returns the acceptance rate.
+double independence_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur,
+                         double t, bool geometric) {
+  auto proposal = prior->sample(y.size(0)).to(y.scalar_type());
+  auto p = potential(prior, energy, proposal, t, geometric);
+  auto log_alpha = (cur.u - p.u) + (prior->log_prob(y).detach() - prior->log_prob(proposal).detach()).to(torch::kFloat64);
+  return metropolis_update(y, cur, proposal, p, log_alpha);
 }
 
 struct ChunkResult {
@@ -173,6 +187,7 @@ struct ChunkResult {
   int64_t resampling_events = 0;
   Dropped dropped;                 // SMC: set to weight zero before a resampling or at the end
   std::vector<double> acceptance;  // per temperature
+  double independence_acceptance = 0;
 };
 
 // MALA-AIS / SMC on B chains with per-temperature step sizes h (T entries). With `online` (the
@@ -193,7 +208,7 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
   double log_z = 0;
   for (int64_t j = 1; j <= T; ++j) {
     const double t = std::pow(static_cast<double>(j) / static_cast<double>(T), o.schedule_power);
-    auto next = potential(prior, energy, y, t);
+    auto next = potential(prior, energy, y, t, o.geometric_path);
     // j = 1: -U_{t_1}(y_0) - log q(y_0); later: U_{t_{j-1}}(y_{j-1}) - U_{t_j}(y_{j-1}).
     // A weight that is already exactly zero (-inf) stays zero, whatever the increment.
     log_w = j == 1 ? log_w - next.u : torch::where(torch::isneginf(log_w), log_w, log_w + (cur.u - next.u));
@@ -208,12 +223,15 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
     }
     double step = h[static_cast<size_t>(j - 1)], accepted = 0;
     for (int64_t m = 0; m < o.moves; ++m) {
-      const double rate = o.leapfrog == 1 ? mala_move(prior, energy, y, cur, t, step)
-                                          : hmc_move(prior, energy, y, cur, t, step, o.leapfrog);
+      const double rate = o.leapfrog == 1 ? mala_move(prior, energy, y, cur, t, o.geometric_path, step)
+                                          : hmc_move(prior, energy, y, cur, t, o.geometric_path, step, o.leapfrog);
       accepted += rate;
       if (online) step = std::clamp(step * std::exp(kGain * (rate - o.target_acceptance)), h_min, h_max);
     }
     out.acceptance[static_cast<size_t>(j - 1)] = accepted / static_cast<double>(o.moves);
+    for (int64_t m = 0; m < o.independence; ++m)
+      out.independence_acceptance +=
+          independence_move(prior, energy, y, cur, t, o.geometric_path) / static_cast<double>(o.independence * T);
     if (online) {
       h[static_cast<size_t>(j - 1)] = step;
       if (j < T) h[static_cast<size_t>(j)] = step;
@@ -315,6 +333,7 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
       chunk.dropped.overflow = counts[2].item<int64_t>();
       if (mala) {
         chunk.acceptance = to_vector(record["acceptance"]);
+        chunk.independence_acceptance = to_vector(record["independence_acceptance"]).at(0);
         result.step_sizes = to_vector(record["h_used"]);
         h = to_vector(record["h_next"]);
       }
@@ -348,15 +367,19 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
                                            torch::kLong)}};
         if (mala) {
           record["acceptance"] = doubles(chunk.acceptance);
+          record["independence_acceptance"] = doubles({chunk.independence_acceptance});
           record["h_used"] = doubles(result.step_sizes);
           record["h_next"] = doubles(h);
         }
         cache.save(index, record);
       }
     }
-    if (mala)
+    if (mala) {
       for (size_t j = 0; j < h.size(); ++j)
         result.acceptance[j] += chunk.acceptance[j] * static_cast<double>(b) / static_cast<double>(count);
+      result.independence_acceptance +=
+          chunk.independence_acceptance * static_cast<double>(b) / static_cast<double>(count);
+    }
     ys.push_back(chunk.y);
     log_ws.push_back(chunk.log_w);
     result.resampling_events += chunk.resampling_events;

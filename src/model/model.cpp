@@ -227,7 +227,13 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
                                                   options.moves, options.leapfrog)
                                     : fmt::format(", {} moves per temperature", options.moves),
              smc ? "SMC final ESS" : "path ESS", 100 * r.ess, count, r.log_z, r.resampling_events,
-             dropped, mala ? fmt::format(", MALA acceptance {:.3f}", mean_acceptance) : "",
+             dropped,
+             !mala                       ? std::string()
+             : options.independence > 0 ? fmt::format(", MALA acceptance {:.3f}, {} independence moves per "
+                                                       "temperature (acceptance {:.3f})",
+                                                       mean_acceptance, options.independence,
+                                                       r.independence_acceptance)
+                                        : fmt::format(", MALA acceptance {:.3f}", mean_acceptance),
              r.seconds));
   nlohmann::json j = {{"method", options.method},
                       {"steps", r.steps},
@@ -252,6 +258,8 @@ nlohmann::json run_annealing(const Model& model, const AnnealOptions& options, i
     j["leapfrog"] = options.leapfrog;
     j["acceptance_mean"] = mean_acceptance;
     j["acceptance"] = r.acceptance;
+    j["independence"] = options.independence;
+    j["independence_acceptance"] = r.independence_acceptance;
     j["step_sizes"] = r.step_sizes;
   }
   if (result != nullptr) *result = std::move(r);

@@ -47,18 +47,14 @@ Samples sample(Model& model, const SamplingOptions& opt) {
     int64_t index = 0;
     for (int64_t done = 0; done < opt.count; ++index) {
       const int64_t b = std::min(opt.chunk, opt.count - done);
-      ChunkRecord record;
-      if (cache.load && cache.load(index, record)) {
-        check(record.count("y") && record.count("log_w") && record["y"].size(0) == b,
-              "a kept chunk does not match this run; delete the kept chunks to draw them again");
-        ys.push_back(record["y"].to(device));
-        log_ws.push_back(record["log_w"].to(device));
-      } else {
+      auto record = load_or_draw_chunk(cache, index, b, [&] {
         seed_chunk(opt.seed, index);
-        log_ws.push_back(prior_log_weights(model.prior, *model.energy, b, b,
-                                           [&](const torch::Tensor& draw) { ys.push_back(draw); }));
-        if (cache.save) cache.save(index, {{"y", ys.back().to(torch::kCPU)}, {"log_w", log_ws.back().to(torch::kCPU)}});
-      }
+        torch::Tensor drawn;  // one chunk of b is one batch of prior_log_weights
+        auto lw = prior_log_weights(model.prior, *model.energy, b, b, [&](const torch::Tensor& d) { drawn = d; });
+        return ChunkRecord{{"y", drawn}, {"log_w", lw}};
+      });
+      ys.push_back(record["y"].to(device));
+      log_ws.push_back(record["log_w"].to(device));
       done += b;
       meter.update(done);
       if (opt.progress) opt.progress(done, opt.count);

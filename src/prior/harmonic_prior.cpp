@@ -236,6 +236,10 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
   check(prior->correlated(), "harmonic initialisation needs [prior] family = \"gaussian\" or \"internal\"");
   check(options.hessian_floor > 0 && options.covariance_scale > 0 && options.merge_tolerance > 0,
         "harmonic init needs hessian_floor, covariance_scale and merge_tolerance > 0");
+  check(options.tail_weight >= 0 && options.tail_weight < 1 && options.tail_scale > 0,
+        "harmonic init needs 0 <= tail_weight < 1 and tail_scale > 0");
+  check(options.tail_weight == 0 || prior->options().components % 2 == 0,
+        "[prior] tail_weight > 0 needs an even number of components (half are the wide copies)");
   torch::NoGradGuard no_grad;
   const int64_t K = prior->options().components;
   const double tolerance = options.merge_tolerance * energy.energy().length_scale();
@@ -289,13 +293,24 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
   auto free_energy = -energies + 0.5 * D * std::log(2 * 3.14159265358979323846) - 0.5 * eigenvalues.log().sum(1) -
                      prior->log_frame_jacobian(z) + chiral.to(torch::kFloat64) * std::log(2.0);
 
-  // The K components go to the minima of highest free energy, cycling when there are fewer.
+  // The K components (K / 2 with wide copies) go to the minima of highest free energy, cycling
+  // when there are fewer.
+  const bool wide = options.tail_weight > 0;
+  const int64_t basins = wide ? K / 2 : K;
   auto order = std::get<1>(free_energy.sort(0, /*descending=*/true));
-  const int64_t used = std::min<int64_t>(K, z.size(0));
-  auto slots = order.narrow(0, 0, used).repeat((K + used - 1) / used).narrow(0, 0, K);
+  const int64_t used = std::min<int64_t>(basins, z.size(0));
+  auto slots = order.narrow(0, 0, used).repeat((basins + used - 1) / used).narrow(0, 0, basins);
   auto copies = torch::bincount(slots, {}, z.size(0)).to(torch::kFloat64);
   auto log_weights = free_energy.index_select(0, slots) - copies.index_select(0, slots).log();
-  prior->set_gaussian_components(z.index_select(0, slots), precision.index_select(0, slots), log_weights);
+  auto means = z.index_select(0, slots);
+  auto precisions = precision.index_select(0, slots);
+  if (wide) {
+    prior->set_gaussian_components(
+        torch::cat({means, means}, 0), torch::cat({precisions, precisions / options.tail_scale}, 0),
+        torch::cat({log_weights + std::log1p(-options.tail_weight), log_weights + std::log(options.tail_weight)}, 0));
+  } else {
+    prior->set_gaussian_components(means, precisions, log_weights);
+  }
 
   auto weights = torch::softmax(log_weights, 0).to(torch::kCPU);
   for (int64_t r = 0; r < used; ++r) {
@@ -304,7 +319,7 @@ HarmonicInitResult initialize_harmonic_prior_from(MintPrior& prior, const Anchor
     m.y = prior->from_frame_coordinates(z.narrow(0, i, 1)).squeeze(0).to(torch::kCPU);
     m.energy = energies[i].item<double>();
     m.free_energy = free_energy[i].item<double>();
-    m.copies = copies[i].item<int64_t>();
+    m.copies = copies[i].item<int64_t>() * (wide ? 2 : 1);
     m.weight = weights.index_select(0, (slots == i).nonzero().squeeze(1).to(torch::kCPU)).sum().item<double>();
     m.chiral = chiral[i].item<bool>();
     result.minima.push_back(m);

@@ -279,20 +279,14 @@ SampleBatch sample_julep(JulepSampler& sampler, int64_t count, int64_t chunk, ui
   int64_t index = 0;
   for (int64_t done = 0; done < count; ++index) {
     const int64_t b = std::min(chunk, count - done);
-    ChunkRecord record;
-    if (cache.load && cache.load(index, record)) {
-      check(record.count("y") && record.count("log_w") && record["y"].size(0) == b,
-            "a kept chunk does not match this run; delete the kept chunks to draw them again");
-      ys.push_back(record["y"].to(device));
-      log_ws.push_back(record["log_w"].to(device));
-    } else {
+    auto record = load_or_draw_chunk(cache, index, b, [&] {
       seed_chunk(seed, index);
       auto rng = chunk_rng(seed, index, 1);  // the time grid
       auto batch = sampler->simulate(b, sampler->time_grid(rng), /*keep_path=*/false);
-      ys.push_back(batch.final.detach());
-      log_ws.push_back(batch.log_w.detach());
-      if (cache.save) cache.save(index, {{"y", ys.back().to(torch::kCPU)}, {"log_w", log_ws.back().to(torch::kCPU)}});
-    }
+      return ChunkRecord{{"y", batch.final.detach()}, {"log_w", batch.log_w.detach()}};
+    });
+    ys.push_back(record["y"].to(device));
+    log_ws.push_back(record["log_w"].to(device));
     done += b;
     if (progress) progress(done);
   }
