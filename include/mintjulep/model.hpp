@@ -116,6 +116,8 @@ struct SamplingOptions {
   int64_t moves = 0;         // MALA moves per temperature (0: the config's)
   int64_t leapfrog = 0;      // leapfrog steps per move, 1 MALA, > 1 HMC (0: the config's)
   double schedule_power = 0; // temperatures t_j = (j / T)^power (0: the config's)
+  int64_t independence = -1; // independence moves from the prior per temperature (-1: the config's)
+  std::string path;          // "soft" or "geometric" MALA/HMC path ("": the config's)
   // The trained kernel and prior draws: also called with (done, count) after each chunk. Every
   // method reports its progress to the model's Progress as well.
   std::function<void(int64_t, int64_t)> progress;

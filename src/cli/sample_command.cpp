@@ -43,6 +43,8 @@ struct SampleOptions {
   int64_t moves = 0;   // MALA moves per temperature (0: the config's)
   int64_t leapfrog = 0;        // 0: the config's
   double schedule_power = 0;   // 0: the config's
+  int64_t independence = -1;   // -1: the config's
+  std::string path;            // empty: the config's
 };
 
 // FNV-1a of a file's bytes ("-" when it is absent): which checkpoint the samples came from.
@@ -94,16 +96,18 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   sampling.moves = opt.moves;
   sampling.leapfrog = opt.leapfrog;
   sampling.schedule_power = opt.schedule_power;
+  sampling.independence = opt.independence;
+  sampling.path = opt.path;
   // Finished chunks go to OUT.partial (OUT the .npz) until the outputs are written: the same
   // command, rerun after a kill, takes them instead of drawing them again. The key names all the
   // samples depend on, so another command never reuses them.
   sampling.partial_folder = outputs.npz + ".partial";
   sampling.partial_key = fmt::format(
       "method={}\nnum_samples={}\nseed={}\nchunk={}\nchunk_given={}\nsteps={}\nmoves={}\nleapfrog={}\n"
-      "schedule_power={}\ndevice={}\n"
+      "schedule_power={}\nindependence={}\npath={}\ndevice={}\n"
       "config={}\nprior={}\nsampler={}\n",
       opt.method.empty() ? "kernel" : opt.method, opt.count, opt.seed, opt.chunk, opt.chunk_given, opt.steps, opt.moves,
-      opt.leapfrog, opt.schedule_power, model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
+      opt.leapfrog, opt.schedule_power, opt.independence, opt.path, model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
       file_digest(folder / "sampler.pt"));
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
@@ -199,6 +203,14 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--schedule-power", opt->schedule_power,
                   "annealing temperatures t_j = (j/T)^power (default: the config's [anneal] schedule_power)")
       ->check(CLI::Range(0.01, 100.0));
+  cmd->add_option("--independence", opt->independence,
+                  "independence moves from the prior per temperature, after the MALA/HMC moves (default: the "
+                  "config's [anneal] independence)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000}));
+  cmd->add_option("--path", opt->path,
+                  "MALA/HMC path: soft (the soft-core path) or geometric (-(1-t) log q + t U) (default: the config's "
+                  "[anneal] path)")
+      ->check(CLI::IsMember({"soft", "geometric"}));
   cmd->callback([opt, cmd, &global] {
     opt->chunk_given = cmd->count("--chunk") > 0;
     opt->resample_given = cmd->count("--resample") > 0;

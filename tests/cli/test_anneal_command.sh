@@ -68,6 +68,12 @@ grep -q "anneal mala (T = 4, 2 HMC moves of 3 leapfrog steps per temperature): p
   fail "no HMC summary: $(cat "$work/out5")"
 expect_error "no leapfrog steps" "--leapfrog: Value 0 not in range 1 to 1000" sample "$work/mint" --method mala \
   --leapfrog 0 --out "$work/x.npz" --threads 1
+"$bin" sample "$work/mint" --method mala --steps 4 --independence 2 --path geometric --num-samples 100 \
+  --out "$work/i.npz" --threads 1 >"$work/out6" 2>&1 || fail "sample --independence exited $?: $(cat "$work/out6")"
+grep -q "2 independence moves per temperature (acceptance 0\.[0-9]*)" "$work/out6" ||
+  fail "no independence-move summary: $(cat "$work/out6")"
+expect_error "bad path" "--path: straight not in {soft,geometric}" sample "$work/mint" --method mala --path straight \
+  --out "$work/x.npz" --threads 1
 sed 's/moves = 2/moves = 2\nschedule_power = 0.0/' "$work/tiny.toml" >"$work/bad5.toml"
 expect_error "bad schedule" "schedule_power must be positive" train "$work/bad5.toml" --out "$work/bad"
 expect_error "julep without a kernel" "sampler.pt" sample "$work/mint" --method julep --out "$work/x.npz" --threads 1
