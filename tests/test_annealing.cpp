@@ -237,18 +237,39 @@ TEST(Annealing, MalaAisOnANonUniformScheduleIsUnbiased) {
   EXPECT_THROW(check_anneal_options(bad), Error);
 }
 
+// One broad component between the two modes of GaussianMixture2D: the annealing has to find both.
+MintPrior mixture_prior() { return prior_on(GaussianMixture2D::prior_centre(), 0.5, 0.6); }
+
+AnnealOptions mixture_options(const std::string& method, int64_t steps, int64_t chunk) {
+  AnnealOptions o;
+  o.method = method;
+  o.steps = steps;
+  o.step_size = 0.1;
+  o.pilot = 200;
+  o.chunk = chunk;
+  return o;
+}
+
+// SMC runs of `population` chains each (log_w as anneal() returns it): their Z_hat average to
+// GaussianMixture2D's Z within 3 standard errors.
+void expect_mixture_z_hat_unbiased(const torch::Tensor& log_w, int64_t population) {
+  const int64_t runs = log_w.size(0) / population;
+  auto z = torch::exp(per_run_log_z(log_w, population)) / GaussianMixture2D::z();
+  const double mean = z.mean().item<double>(), se = z.std().item<double>() / std::sqrt(double(runs));
+  EXPECT_LT(se, 0.05);
+  EXPECT_NEAR(mean, 1.0, 3 * se) << "standard error " << se;
+  // The pooled log_w estimate is the mean of the runs' Z_hat.
+  EXPECT_NEAR(std::exp(torch::logsumexp(log_w, 0).item<double>() - std::log(double(log_w.size(0)))) /
+                  GaussianMixture2D::z(),
+              mean, 1e-9);
+}
+
 TEST(Annealing, MalaAisIsUnbiasedForATwoModeMixture) {
   auto target = std::make_shared<GaussianMixture2D>();
   AnchoredEnergy energy(target, 0);
-  // One broad component between the modes: the annealing has to find both.
-  auto prior = prior_on(GaussianMixture2D::prior_centre(), 0.5, 0.6);
-  AnnealOptions o;
-  o.method = "mala";
-  o.steps = 10;
+  auto prior = mixture_prior();
+  auto o = mixture_options("mala", 10, 10000);
   o.moves = 2;
-  o.step_size = 0.1;
-  o.pilot = 200;
-  o.chunk = 10000;
   auto r = anneal(o, prior, energy, nullptr, 20000, 2);
   auto c = mean_of_ratio(r.log_w, std::log(GaussianMixture2D::z()));
   EXPECT_LT(c.se, 0.05);
@@ -265,13 +286,8 @@ TEST(Annealing, IndependenceMovesKeepAisUnbiasedAndRaiseThePathEss) {
   // they move chains between the modes, which the local MALA moves alone do rarely.
   auto target = std::make_shared<GaussianMixture2D>();
   AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(GaussianMixture2D::prior_centre(), 0.5, 0.6);
-  AnnealOptions o;
-  o.method = "mala";
-  o.steps = 10;
-  o.step_size = 0.1;
-  o.pilot = 200;
-  o.chunk = 10000;
+  auto prior = mixture_prior();
+  auto o = mixture_options("mala", 10, 10000);
   auto plain = anneal(o, prior, energy, nullptr, 20000, 4);
   o.independence = 2;
   auto r = anneal(o, prior, energy, nullptr, 20000, 4);
@@ -283,17 +299,10 @@ TEST(Annealing, IndependenceMovesKeepAisUnbiasedAndRaiseThePathEss) {
   EXPECT_EQ(plain.independence_acceptance, 0.0);
   EXPECT_GT(r.ess, plain.ess);
   // SMC with the same moves: Z_hat of independent populations averages to Z.
-  o.method = "smc-mala";
-  o.steps = 6;
-  o.independence = 1;
-  o.resample_threshold = 0.8;
-  const int64_t population = 50, runs = 200;
-  o.chunk = population;
-  auto s = anneal(o, prior, energy, nullptr, population * runs, 6);
-  auto z = torch::exp(per_run_log_z(s.log_w, population)) / GaussianMixture2D::z();
-  const double mean = z.mean().item<double>(), se = z.std().item<double>() / std::sqrt(double(runs));
-  EXPECT_LT(se, 0.05);
-  EXPECT_NEAR(mean, 1.0, 3 * se) << "standard error " << se;
+  auto smc = mixture_options("smc-mala", 6, 50);
+  smc.independence = 1;
+  smc.resample_threshold = 0.8;
+  expect_mixture_z_hat_unbiased(anneal(smc, prior, energy, nullptr, 50 * 200, 6).log_w, 50);
   AnnealOptions bad;
   bad.independence = -1;
   EXPECT_THROW(check_anneal_options(bad), Error);
@@ -302,24 +311,15 @@ TEST(Annealing, IndependenceMovesKeepAisUnbiasedAndRaiseThePathEss) {
 TEST(Annealing, SmcWithMalaHasAnUnbiasedZHat) {
   auto target = std::make_shared<GaussianMixture2D>();
   AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(GaussianMixture2D::prior_centre(), 0.5, 0.6);
-  AnnealOptions o;
-  o.method = "smc-mala";
-  o.steps = 6;
-  o.moves = 1;
-  o.step_size = 0.1;
-  o.pilot = 200;
-  o.resample_threshold = 0.8;
+  auto prior = mixture_prior();
   const int64_t population = 50, runs = 300;
-  o.chunk = population;
+  auto o = mixture_options("smc-mala", 6, population);
+  o.resample_threshold = 0.8;
   auto r = anneal(o, prior, energy, nullptr, population * runs, 3);
   EXPECT_GT(r.resampling_events, runs);  // resampling happened, more than once per run
-  auto z = torch::exp(per_run_log_z(r.log_w, population)) / GaussianMixture2D::z();
-  const double mean = z.mean().item<double>(), se = z.std().item<double>() / std::sqrt(double(runs));
-  EXPECT_LT(se, 0.05);
-  EXPECT_NEAR(mean, 1.0, 3 * se) << "standard error " << se;
-  // The pooled log_w estimate is the mean of the runs' Z_hat.
-  EXPECT_NEAR(std::exp(r.log_z) / GaussianMixture2D::z(), mean, 1e-9);
+  expect_mixture_z_hat_unbiased(r.log_w, population);
+  EXPECT_NEAR(std::exp(r.log_z - torch::logsumexp(r.log_w, 0).item<double>() + std::log(double(population * runs))),
+              1.0, 1e-9);  // r.log_z is that pooled estimate
 }
 
 // Chunks kept by an interrupted run and taken by its rerun: the result is the uninterrupted
@@ -339,14 +339,11 @@ ChunkCache memory_cache(std::map<int64_t, ChunkRecord>& kept) {
 TEST(Annealing, ChunksKeptByAnInterruptedRunGiveTheUninterruptedResult) {
   auto target = std::make_shared<GaussianMixture2D>();
   AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(GaussianMixture2D::prior_centre(), 0.5, 0.6);
-  AnnealOptions o;
-  o.method = "smc-mala";
-  o.steps = 5;
-  o.step_size = 0.1;
+  auto prior = mixture_prior();
+  auto o = mixture_options("smc-mala", 5, 40);
   o.pilot = 50;
   o.resample_threshold = 0.8;
-  o.chunk = 40;
+  o.independence = 1;
   const int64_t count = 150;  // 4 chunks, the last one short
   auto whole = anneal(o, prior, energy, nullptr, count, 7);
   std::map<int64_t, ChunkRecord> kept;
@@ -366,6 +363,8 @@ TEST(Annealing, ChunksKeptByAnInterruptedRunGiveTheUninterruptedResult) {
   EXPECT_EQ(whole.resampling_events, resumed.resampling_events);
   EXPECT_EQ(whole.acceptance, resumed.acceptance);
   EXPECT_EQ(whole.step_sizes, resumed.step_sizes);
+  EXPECT_EQ(whole.independence_acceptance, resumed.independence_acceptance);
+  EXPECT_GT(whole.independence_acceptance, 0.0);
   EXPECT_EQ(whole.log_z, resumed.log_z);
 }
 
