@@ -136,7 +136,7 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[anneal]\nresample_threshold = 2.0\n", "resample_threshold must be in [0, 1]"},
       {"system = \"dw4\"\n[anneal]\ntarget_acceptance = 1.0\n", "target_acceptance must be in (0, 1)"},
       {"system = \"dw4\"\n[anneal]\nstep = 3\n", "unknown key 'step' in [anneal]"},
-      {"system = \"dw4\"\n[anneal]\npath = \"straight\"\n", "[anneal] path must be \"soft\""},
+      {"system = \"dw4\"\n[anneal]\npath = \"straight\"\n", "[anneal] annealing path 'straight' is unknown; use \"soft\""},
       {"system = \"dw4\"\n[anneal]\nindependence = -2\n", "independence moves per temperature must be >= 0"},
       {"system = \"dw4\"\n[prior]\nfamily = \"pairs\"\n", "[prior] family must be"},
       {"system = \"dw4\"\n[prior]\ninit = \"harmonic\"\n", "init = \"harmonic\" needs family"},

@@ -182,6 +182,25 @@ TEST(MintPrior, InvariantUnderRotationsAndReflections) {
   }
 }
 
+TEST(MintPrior, PathLogProbIsLogProbExceptWhereTheFrameIsSoftened) {
+  // The annealing reuses the path's log q as the exact one where path_log_prob_is_exact() says so.
+  torch::NoGradGuard no_grad;
+  for (int64_t dim : {2, 3}) {
+    for (bool invariant : {true, false}) {
+      auto prior = make_prior(3, dim, 4, invariant, 21);
+      auto y = prior->sample(64);
+      // All particles nearly on one line through the anchor: the frame's b_2 is ~1e-3.
+      for (int64_t i : {1, 2})
+        y.select(1, i).copy_((0.5 + 0.3 * i) * y.select(1, 0) + 1e-3 * torch::randn_like(y.select(1, 0)));
+      const double gap = (prior->path_log_prob(y) - prior->log_prob(y)).abs().max().item<double>();
+      const bool softened = invariant && dim == 3;
+      EXPECT_EQ(prior->path_log_prob_is_exact(), !softened);
+      if (softened) EXPECT_GT(gap, 1e-6);
+      else EXPECT_EQ(gap, 0.0);
+    }
+  }
+}
+
 TEST(MintPrior, FixedOrientationVariantIsNotInvariantButCovariant) {
   for (int64_t dim : {2, 3}) {
     auto prior = make_prior(4, dim, 3, false, 8, 20.0);

@@ -58,6 +58,9 @@ struct AnnealOptions {
 const std::vector<std::string>& anneal_methods();
 bool anneal_method_uses_mala(const std::string& method);
 bool anneal_method_resamples(const std::string& method);
+// AnnealOptions::geometric_path from a path's name: "soft" -> false, "geometric" -> true; Error
+// naming the two otherwise.
+bool anneal_path_is_geometric(const std::string& path);
 // Throws Error unless the options are valid.
 void check_anneal_options(const AnnealOptions& options);
 

@@ -81,6 +81,8 @@ class MintPriorImpl : public torch::nn::Module {
   // log q with the frame singularity softened (see path_softening): the U_0 = -log q end of
   // the annealing path. The path weights stay exact for any path potential; they use log_prob.
   torch::Tensor path_log_prob(const torch::Tensor& y);
+  // Whether path_log_prob is log_prob itself (only the per-particle family in 3D is softened).
+  bool path_log_prob_is_exact() const;
   // sum_{k != l} cos(G_k, G_l), G_k the Gram matrix of component k's unit particle directions
   // in its frame (DESIGN.md §3): pushes components towards different shapes.
   torch::Tensor repulsion();

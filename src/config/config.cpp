@@ -280,9 +280,11 @@ RunConfig load_config(const std::string& path) {
   anneal.read("independence", c.anneal.independence);
   std::string anneal_path = "soft";
   anneal.read("path", anneal_path);
-  check(anneal_path == "soft" || anneal_path == "geometric",
-        path + ": [anneal] path must be \"soft\" (the soft-core path of DESIGN.md §4) or \"geometric\"");
-  c.anneal.geometric_path = anneal_path == "geometric";
+  try {
+    c.anneal.geometric_path = anneal_path_is_geometric(anneal_path);
+  } catch (const Error& e) {
+    throw Error(path + ": [anneal] " + e.what());
+  }
   anneal.read("schedule_power", c.anneal.schedule_power);
   anneal.read("step_size", c.anneal.step_size);
   anneal.read("target_acceptance", c.anneal.target_acceptance);

@@ -23,6 +23,14 @@ bool anneal_method_uses_mala(const std::string& method) { return method == "mala
 
 bool anneal_method_resamples(const std::string& method) { return method.rfind("smc-", 0) == 0; }
 
+bool anneal_path_is_geometric(const std::string& path) {
+  check(path == "soft" || path == "geometric",
+        fmt::format("annealing path '{}' is unknown; use \"soft\" (the soft-core path of DESIGN.md §4) or "
+                    "\"geometric\" (-(1 - t) log q + t U)",
+                    path));
+  return path == "geometric";
+}
+
 void check_anneal_options(const AnnealOptions& o) {
   const auto& names = anneal_methods();
   check(std::find(names.begin(), names.end(), o.method) != names.end(),
@@ -99,32 +107,66 @@ torch::Tensor maybe_resample(torch::Tensor& log_w, double threshold, double& log
   return index;
 }
 
+// U_t(y) and its gradient, with the two parts they are made of kept apart so that the next
+// temperature can reuse them: the path log q (does not depend on t) and V(., t) (on the
+// geometric path U at every t). A part not needed at this t (log q at t = 1) is undefined.
 struct Potential {
-  torch::Tensor u;     // (B,) float64, U_t(y)
-  torch::Tensor grad;  // (B, M, n)
+  torch::Tensor u;                  // (B,) float64, U_t(y)
+  torch::Tensor grad;               // (B, M, n)
+  torch::Tensor log_q, grad_log_q;  // path_log_prob(y) (float64) and its gradient
+  torch::Tensor v, grad_v;          // V(y, t) (float64) and its gradient
 };
 
 // U_t(y) = -(1 - t) path_log_prob(y) + t V(y, t) and its gradient in y; on the geometric path
-// V(y, t) is U(y) at every t.
+// V(y, t) is U(y) at every t. `known` holds parts already evaluated at this same y: its log q
+// part is reused, and on the geometric path its V part too (the soft-core V depends on t).
 Potential potential(MintPrior& prior, const AnchoredEnergy& energy, const torch::Tensor& y, double t,
-                    bool geometric) {
+                    bool geometric, const Potential* known = nullptr) {
   Potential p;
   p.u = torch::zeros({y.size(0)}, y.options().dtype(torch::kFloat64));
   p.grad = torch::zeros_like(y);
   if (t < 1) {
-    torch::AutoGradMode enable(true);
-    auto yy = y.detach().requires_grad_(true);
-    auto log_q = prior->path_log_prob(yy);
-    auto g = torch::autograd::grad({log_q.sum()}, {yy})[0];
-    p.u = p.u - (1 - t) * log_q.detach().to(torch::kFloat64);
-    p.grad = p.grad - (1 - t) * g.detach().to(y.scalar_type());
+    if (known && known->log_q.defined()) {
+      p.log_q = known->log_q;
+      p.grad_log_q = known->grad_log_q;
+    } else {
+      torch::AutoGradMode enable(true);
+      auto yy = y.detach().requires_grad_(true);
+      auto log_q = prior->path_log_prob(yy);
+      p.grad_log_q = torch::autograd::grad({log_q.sum()}, {yy})[0].detach().to(y.scalar_type());
+      p.log_q = log_q.detach().to(torch::kFloat64);
+    }
+    p.u = p.u - (1 - t) * p.log_q;
+    p.grad = p.grad - (1 - t) * p.grad_log_q;
   }
   if (t > 0) {
-    auto vg = energy.value_and_grad(y.detach(), geometric ? 1.0 : t);
-    p.u = p.u + t * vg.value.detach().to(torch::kFloat64);
-    p.grad = p.grad + t * vg.grad.detach().to(y.scalar_type());
+    if (geometric && known && known->v.defined()) {
+      p.v = known->v;
+      p.grad_v = known->grad_v;
+    } else {
+      auto vg = energy.value_and_grad(y.detach(), geometric ? 1.0 : t);
+      p.v = vg.value.detach().to(torch::kFloat64);
+      p.grad_v = vg.grad.detach().to(y.scalar_type());
+    }
+    p.u = p.u + t * p.v;
+    p.grad = p.grad + t * p.grad_v;
   }
   return p;
+}
+
+// Applies f to every defined tensor of the two potentials (both hold the same parts).
+template <typename F>
+void for_each_part(Potential& a, const Potential& b, F f) {
+  for (auto [x, y] : {std::pair<torch::Tensor*, const torch::Tensor*>{&a.u, &b.u}, {&a.grad, &b.grad},
+                      {&a.log_q, &b.log_q}, {&a.grad_log_q, &b.grad_log_q}, {&a.v, &b.v},
+                      {&a.grad_v, &b.grad_v}})
+    if (x->defined() && y->defined()) *x = f(*x, *y);
+    else *x = torch::Tensor();
+}
+
+// The chains' potentials after resampling to `index`.
+void select_chains(Potential& cur, const torch::Tensor& index) {
+  for_each_part(cur, cur, [&](const torch::Tensor& x, const torch::Tensor&) { return x.index_select(0, index); });
 }
 
 // The Metropolis test of a move: each chain takes its proposal (at `proposed`) with probability
@@ -135,8 +177,9 @@ double metropolis_update(torch::Tensor& y, Potential& cur, const torch::Tensor& 
   auto accept = torch::isfinite(log_alpha) & (torch::log(u) < log_alpha);
   auto accept3 = accept.view({-1, 1, 1});
   y = torch::where(accept3, proposal, y);
-  cur.u = torch::where(accept, proposed.u, cur.u);
-  cur.grad = torch::where(accept3, proposed.grad, cur.grad);
+  for_each_part(cur, proposed, [&](const torch::Tensor& now, const torch::Tensor& next) {
+    return torch::where(now.dim() == 1 ? accept : accept3, next, now);
+  });
   return accept.to(torch::kFloat64).mean().item<double>();
 }
 
@@ -174,11 +217,15 @@ double hmc_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y
 
 // One independence Metropolis move for exp(-U_t): every chain proposes a fresh prior draw y'
 // and takes it with min(1, exp(-U_t(y')) q(y) / (exp(-U_t(y)) q(y'))); returns the acceptance rate.
+// Where the path's log q is the exact one, the log q that U_t already holds is used.
 double independence_move(MintPrior& prior, const AnchoredEnergy& energy, torch::Tensor& y, Potential& cur,
                          double t, bool geometric) {
   auto proposal = prior->sample(y.size(0)).to(y.scalar_type());
   auto p = potential(prior, energy, proposal, t, geometric);
-  auto log_alpha = (cur.u - p.u) + (prior->log_prob(y).detach() - prior->log_prob(proposal).detach()).to(torch::kFloat64);
+  const bool exact = prior->path_log_prob_is_exact();
+  auto log_q_now = exact && cur.log_q.defined() ? cur.log_q : prior->log_prob(y).detach().to(torch::kFloat64);
+  auto log_q_new = exact && p.log_q.defined() ? p.log_q : prior->log_prob(proposal).detach().to(torch::kFloat64);
+  auto log_alpha = (cur.u - p.u) + (log_q_now - log_q_new);
   return metropolis_update(y, cur, proposal, p, log_alpha);
 }
 
@@ -208,7 +255,7 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
   double log_z = 0;
   for (int64_t j = 1; j <= T; ++j) {
     const double t = std::pow(static_cast<double>(j) / static_cast<double>(T), o.schedule_power);
-    auto next = potential(prior, energy, y, t, o.geometric_path);
+    auto next = potential(prior, energy, y, t, o.geometric_path, j == 1 ? nullptr : &cur);
     // j = 1: -U_{t_1}(y_0) - log q(y_0); later: U_{t_{j-1}}(y_{j-1}) - U_{t_j}(y_{j-1}).
     // A weight that is already exactly zero (-inf) stays zero, whatever the increment.
     log_w = j == 1 ? log_w - next.u : torch::where(torch::isneginf(log_w), log_w, log_w + (cur.u - next.u));
@@ -217,8 +264,7 @@ ChunkResult run_mala_chunk(MintPrior& prior, const AnchoredEnergy& energy, const
       auto index = maybe_resample(log_w, o.resample_threshold, log_z, out.resampling_events, out.dropped, rng);
       if (index.defined()) {
         y = y.index_select(0, index);
-        cur.u = cur.u.index_select(0, index);
-        cur.grad = cur.grad.index_select(0, index);
+        select_chains(cur, index);
       }
     }
     double step = h[static_cast<size_t>(j - 1)], accepted = 0;

@@ -288,6 +288,11 @@ torch::Tensor MintPriorImpl::path_log_prob(const torch::Tensor& y) {
   return symmetrised_log_prob(y, /*path=*/true);
 }
 
+bool MintPriorImpl::path_log_prob_is_exact() const {
+  return isotropic() || internal() || gaussian() || !options_.invariant || options_.dim != 3 ||
+         options_.path_softening == 0;
+}
+
 torch::Tensor MintPriorImpl::symmetrised_log_prob(const torch::Tensor& y, bool path) {
   if (!symmetries_.defined()) return mixture_log_prob(y, path);
   // log q = logsumexp_g log q_mix(g y) - log G, over blocks of relabellings so that a block
