@@ -139,22 +139,36 @@ TEST(Annealing, SystematicResamplingDrawsAnyNumberAndSkipsNonFiniteWeights) {
   EXPECT_THROW(systematic_resample(torch::tensor({nan, -inf}, f64), 0.5, 10), Error);
 }
 
-TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {
-  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
-  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
-  AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
+// The anisotropic-Gaussian tests' set-up: three particles in 2D with lambda = (2, 8) around
+// these means, a prior centred on them, and 8 MALA temperatures tuned on a pilot.
+torch::Tensor anisotropic_means() { return torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64); }
+
+AnnealOptions anisotropic_options() {
   AnnealOptions o;
   o.method = "mala";
   o.steps = 8;
-  o.moves = 1;
   o.step_size = 0.05;
   o.pilot = 200;
   o.chunk = 5000;
+  return o;
+}
+
+// E[w / Z] = 1 within 3 standard errors, with a standard error small enough to mean something.
+MeanCheck expect_unbiased(const torch::Tensor& log_w, double log_z, const std::string& what = "") {
+  auto c = mean_of_ratio(log_w, log_z);
+  EXPECT_LT(c.se, 0.05) << what;
+  EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << what << " standard error " << c.se;
+  return c;
+}
+
+TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {
+  auto means = anisotropic_means();
+  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
+  AnchoredEnergy energy(target, 0);
+  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
+  auto o = anisotropic_options();
   auto r = anneal(o, prior, energy, nullptr, 20000, 1);
-  auto c = mean_of_ratio(r.log_w, target->log_z());
-  EXPECT_LT(c.se, 0.05);
-  EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << "standard error " << c.se;
+  auto c = expect_unbiased(r.log_w, target->log_z());
   EXPECT_GT(std::abs(c.mean * std::exp(0.2) - 1.0), 3 * c.se);  // a 20% error would show
   EXPECT_EQ(r.num_non_finite, 0);
   EXPECT_EQ(r.resampling_events, 0);
@@ -166,22 +180,16 @@ TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {
 }
 
 TEST(Annealing, HmcAisIsUnbiasedForAnAnisotropicGaussian) {
-  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto means = anisotropic_means();
   auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
   AnchoredEnergy energy(target, 0);
   auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
-  AnnealOptions o;
-  o.method = "mala";
-  o.steps = 8;
+  auto o = anisotropic_options();
   o.leapfrog = 4;
   o.step_size = 0.02;
   o.target_acceptance = 0.65;
-  o.pilot = 200;
-  o.chunk = 5000;
   auto r = anneal(o, prior, energy, nullptr, 20000, 1);
-  auto c = mean_of_ratio(r.log_w, target->log_z());
-  EXPECT_LT(c.se, 0.05);
-  EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << "standard error " << c.se;
+  auto c = expect_unbiased(r.log_w, target->log_z());
   EXPECT_GT(std::abs(c.mean * std::exp(0.2) - 1.0), 3 * c.se);  // a 20% error would show
   for (double a : r.acceptance) EXPECT_GT(a, 0.3);
   EXPECT_THROW(([&] {
@@ -193,21 +201,14 @@ TEST(Annealing, HmcAisIsUnbiasedForAnAnisotropicGaussian) {
 }
 
 TEST(Annealing, MalaAisOnTheGeometricPathUsesOnlyTheTargetEnergyAndIsUnbiased) {
-  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto means = anisotropic_means();
   auto target = std::make_shared<GaussianOnlyAtTheEnd>(means, std::vector<double>{2.0, 8.0});
   AnchoredEnergy energy(target, 0);
   auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
-  AnnealOptions o;
-  o.method = "mala";
-  o.steps = 8;
-  o.step_size = 0.05;
-  o.pilot = 200;
-  o.chunk = 5000;
+  auto o = anisotropic_options();
   o.geometric_path = true;
   auto r = anneal(o, prior, energy, nullptr, 20000, 7);
-  auto c = mean_of_ratio(r.log_w, target->log_z());
-  EXPECT_LT(c.se, 0.05);
-  EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << "standard error " << c.se;
+  expect_unbiased(r.log_w, target->log_z());
   // The soft path evaluates V(., t < 1): every chain is dropped as not evaluable.
   o.geometric_path = false;
   auto soft = anneal(o, prior, energy, nullptr, 2000, 7);
@@ -215,22 +216,15 @@ TEST(Annealing, MalaAisOnTheGeometricPathUsesOnlyTheTargetEnergyAndIsUnbiased) {
 }
 
 TEST(Annealing, MalaAisOnANonUniformScheduleIsUnbiased) {
-  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto means = anisotropic_means();
   auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
   AnchoredEnergy energy(target, 0);
   auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
   for (double power : {0.5, 3.0}) {
-    AnnealOptions o;
-    o.method = "mala";
-    o.steps = 8;
+    auto o = anisotropic_options();
     o.schedule_power = power;
-    o.step_size = 0.05;
-    o.pilot = 200;
-    o.chunk = 5000;
     auto r = anneal(o, prior, energy, nullptr, 20000, 5);
-    auto c = mean_of_ratio(r.log_w, target->log_z());
-    EXPECT_LT(c.se, 0.05) << "power " << power;
-    EXPECT_NEAR(c.mean, 1.0, 3 * c.se) << "power " << power << ", standard error " << c.se;
+    expect_unbiased(r.log_w, target->log_z(), "power " + std::to_string(power) + ":");
   }
   AnnealOptions bad;
   bad.schedule_power = 0;
@@ -377,7 +371,7 @@ struct JulepSetup {
 // A Julep kernel with all terms on and a random (untrained) network, as in test_julep.cpp.
 JulepSetup julep_setup(bool network_terms) {
   torch::manual_seed(11);
-  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto means = anisotropic_means();
   JulepSetup s;
   s.target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 5.0});
   s.energy = std::make_shared<AnchoredEnergy>(s.target, 0);
@@ -477,7 +471,7 @@ class FaultyEnergy : public Energy {
 };
 
 std::shared_ptr<AnisotropicGaussian> fault_test_target() {
-  auto means = torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64);
+  auto means = anisotropic_means();
   return std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
 }
 

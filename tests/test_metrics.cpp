@@ -222,6 +222,20 @@ TEST(WeightSummary, NonFiniteLogWeightsCountAsZero) {
   EXPECT_EQ(w[2].item<double>(), 0.0);
 }
 
+TEST(WeightSummary, SmcStandardErrorComesFromThePopulations) {
+  // Four populations of two with Z_i = 1, 2, 3, 6 and a trailing partial one (left out):
+  // mean 3, sd (divisor 3) sqrt(14 / 3), se = sd / (sqrt(4) 3).
+  const double inf = std::numeric_limits<double>::infinity();
+  auto log_w = t({1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 2.0, 10.0, 100.0}).log();
+  EXPECT_NEAR(population_log_z_se(log_w, 2), std::sqrt(14.0 / 3.0) / (2.0 * 3.0), 1e-14);
+  // Shifting every log w leaves it unchanged; a zero weight is a zero, not a NaN.
+  EXPECT_NEAR(population_log_z_se(log_w + 700.0, 2), std::sqrt(14.0 / 3.0) / 6.0, 1e-12);
+  auto with_zero = t({0.0, 0.0, std::log(4.0), -inf});  // Z = 1, 2
+  EXPECT_NEAR(population_log_z_se(with_zero, 2), std::sqrt(0.5) / (std::sqrt(2.0) * 1.5), 1e-14);
+  EXPECT_TRUE(std::isnan(population_log_z_se(log_w, 5)));  // one full population
+  EXPECT_THROW(population_log_z_se(log_w, 0), Error);
+}
+
 TEST(CompareSamples, WeightedSamplesAgainstAReference) {
   auto ref = testing::lattice_configurations(400, 4, 2, 3.0, 0.5, 11);
   auto ref_u = torch::randn({400}, torch::kFloat64);

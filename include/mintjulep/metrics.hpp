@@ -48,6 +48,13 @@ struct WeightSummary {
 // Throws Error when no weight is finite.
 WeightSummary summarize_weights(const torch::Tensor& log_w);
 
+// SMC: the standard error of log Z_hat from the spread of its independent populations. log_w
+// holds consecutive populations of `population` samples (the last may be smaller and is left
+// out of the spread), each population's log mean w being its own log Z_hat. Returns
+// sd_i(Z_i) / (sqrt(P) mean_i(Z_i)) over the P full populations, NaN when P < 2. (The
+// delta-method se of WeightSummary ignores the resamplings and does not hold for SMC.)
+double population_log_z_se(const torch::Tensor& log_w, int64_t population);
+
 // The integrated autocorrelation time of a stationary series, with Sokal's automatic window.
 struct Autocorrelation {
   int64_t frames = 0;    // F, per replica

@@ -395,6 +395,12 @@ json run_cell(Grid& grid, const Cell& c, const std::string& prefix) {
   m["effective_count"] = w.effective_count;
   m["log_z"] = w.log_z;
   m["log_z_se"] = w.log_z_se;
+  if (samples.smc) {
+    // Independent populations of [anneal] chunk chains; null with fewer than two.
+    const int64_t population = std::min<int64_t>(model.config.anneal.chunk, options.count);
+    const double se = population_log_z_se(samples.log_w, population);
+    m["log_z_se"] = std::isfinite(se) ? json(se) : json(nullptr);
+  }
   m["non_finite_log_w"] = w.num_zero;
   m["reference"] = c.system->reference;
   m["energy_w1"] = m["energy_w2"] = m["distance_w2"] = nullptr;
@@ -517,7 +523,7 @@ std::string markdown(const Grid& grid, const json& results) {
         count = c["num_samples"].get<int64_t>();
         ess.push_back(100 * c["ess"].get<double>());
         log_z.push_back(c["log_z"].get<double>());
-        se.push_back(c["log_z_se"].get<double>());
+        if (c["log_z_se"].is_number()) se.push_back(c["log_z_se"].get<double>());
         if (c["energy_w1"].is_number()) {
           w1.push_back(c["energy_w1"].get<double>());
           w2.push_back(c["energy_w2"].get<double>());
@@ -549,7 +555,8 @@ std::string markdown(const Grid& grid, const json& results) {
   }
   md += "\nESS: mean +- sd over the seeds done (prior: of the prior draws; ais-*, julep: path ESS; * smc-*: ESS "
         "of the final SMC weights, not a path ESS). log Z: mean +- sd over seeds (min to max); log Z se: mean "
-        "delta-method standard error of one seed. W1/W2: means over seeds against the reference (`-`: no "
+        "standard error of one seed (delta method on the weights; smc-*: from the spread of the seed's independent "
+        "populations of [anneal] chunk chains, `-` with a single population). W1/W2: means over seeds against the reference (`-`: no "
         "reference). train: wall time of the training the cell's model needed (shared by the cells of a system "
         "and seed); sample: wall time of drawing the cell's samples. Per-cell numbers: results.json.\n";
   bool header = false;
@@ -842,10 +849,10 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
         m = run_cell(grid, c, prefix);
         m["reused"] = false;
         ++report.computed;
-        log(fmt::format("{}: done in {:.1f} s, {} {:.2f}% of {}, log Z {:.4f} +- {:.4f}{}; {:.0f} s elapsed\n", prefix,
+        log(fmt::format("{}: done in {:.1f} s, {} {:.2f}% of {}, log Z {:.4f}{}{}; {:.0f} s elapsed\n", prefix,
                         seconds_since(cell_start), m["smc"].get<bool>() ? "SMC final ESS" : "ESS",
                         100 * m["ess"].get<double>(), m["num_samples"].get<int64_t>(), m["log_z"].get<double>(),
-                        m["log_z_se"].get<double>(),
+                        m["log_z_se"].is_number() ? fmt::format(" +- {:.4f}", m["log_z_se"].get<double>()) : "",
                         m["distance_w2"].is_number()
                             ? fmt::format(", distance W2 {:.4f}", m["distance_w2"].get<double>())
                             : "",

@@ -122,6 +122,18 @@ WeightSummary summarize_weights(const torch::Tensor& log_w) {
   return out;
 }
 
+double population_log_z_se(const torch::Tensor& log_w, int64_t population) {
+  check(population >= 1, fmt::format("population size must be >= 1, got {}", population));
+  auto lw = as_double(log_w).flatten();
+  const int64_t P = lw.size(0) / population;
+  if (P < 2) return std::numeric_limits<double>::quiet_NaN();
+  lw = torch::where(torch::isfinite(lw), lw, torch::full_like(lw, -std::numeric_limits<double>::infinity()));
+  auto log_z = torch::logsumexp(lw.narrow(0, 0, P * population).view({P, population}), 1) -
+               std::log(static_cast<double>(population));  // (P,)
+  auto z = torch::exp(log_z - log_z.max());                  // Z_i up to a common factor
+  return (z.std() / (std::sqrt(static_cast<double>(P)) * z.mean())).item<double>();
+}
+
 Autocorrelation autocorrelation(const torch::Tensor& series, double c) {
   auto x = as_double(series);
   if (x.dim() == 1) x = x.unsqueeze(1);
