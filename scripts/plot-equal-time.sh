@@ -23,7 +23,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 plots=""
 for m in $(awk '!/^#/ && NF >= 4 {print $1}' "$table" | awk '!seen[$0]++'); do
-  awk -v m="$m" -v e=$effective '$1 == m {print $3, (e ? $4 * $6 / 100 : $4), (e ? "T=" $2 ", n=" $6 : "T=" $2)}' \
+  awk -v m="$m" -v e=$effective '$1 == m {print $3, (e ? $4 * $6 / 100 : $4), (e ? "T=" $2 ",n=" $6 : "T=" $2)}' \
     "$table" >"$work/$m.dat"
   plots+="${plots:+, }'$work/$m.dat' using 1:2 with linespoints pointtype 7 title '$m', "
   plots+="'$work/$m.dat' using 1:2:3 with labels offset 0,1 notitle"

@@ -1,6 +1,7 @@
 // Run configuration files: defaults, every key, and clear errors for bad input.
 #include <mintjulep/config.hpp>
 #include <mintjulep/error.hpp>
+#include <mintjulep/systems.hpp>
 
 #include <gtest/gtest.h>
 
@@ -191,6 +192,19 @@ TEST(Config, OutOfRangeNumbersAndControlCharactersAreErrors) {
   const std::string message = error_of(write_config("control", "system = \"dw4\"\x01\n"));
   EXPECT_NE(message.find("invalid TOML"), std::string::npos) << message;
   for (char c : message) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << message;
+}
+
+TEST(Config, EveryShippedConfigLoads) {
+  const auto folder = std::filesystem::path(data_dir()).parent_path() / "configs";
+  if (!std::filesystem::is_directory(folder)) GTEST_SKIP() << "no configs folder next to " << data_dir();
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_config(entry.path().string()));
+    ++count;
+  }
+  EXPECT_GE(count, 7);
 }
 
 }  // namespace
