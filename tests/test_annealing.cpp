@@ -143,14 +143,24 @@ TEST(Annealing, SystematicResamplingDrawsAnyNumberAndSkipsNonFiniteWeights) {
 // these means, a prior centred on them, and 8 MALA temperatures tuned on a pilot.
 torch::Tensor anisotropic_means() { return torch::tensor({{2.0, 0.0}, {0.0, 2.0}, {-1.5, -1.5}}, f64); }
 
-AnnealOptions anisotropic_options() {
+struct AnisotropicCase {
+  std::shared_ptr<AnisotropicGaussian> target;
+  AnchoredEnergy energy;
+  MintPrior prior;
+  AnnealOptions options;
+};
+
+template <typename Target = AnisotropicGaussian>
+AnisotropicCase anisotropic_case() {
+  auto means = anisotropic_means();
+  auto target = std::make_shared<Target>(means, std::vector<double>{2.0, 8.0});
   AnnealOptions o;
   o.method = "mala";
   o.steps = 8;
   o.step_size = 0.05;
   o.pilot = 200;
   o.chunk = 5000;
-  return o;
+  return {target, AnchoredEnergy(target, 0), prior_on(means.unsqueeze(0), 3.0, 0.4), o};
 }
 
 // E[w / Z] = 1 within 3 standard errors, with a standard error small enough to mean something.
@@ -162,13 +172,10 @@ MeanCheck expect_unbiased(const torch::Tensor& log_w, double log_z, const std::s
 }
 
 TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {
-  auto means = anisotropic_means();
-  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
-  AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
-  auto o = anisotropic_options();
-  auto r = anneal(o, prior, energy, nullptr, 20000, 1);
-  auto c = expect_unbiased(r.log_w, target->log_z());
+  auto s = anisotropic_case();
+  const auto& o = s.options;
+  auto r = anneal(o, s.prior, s.energy, nullptr, 20000, 1);
+  auto c = expect_unbiased(r.log_w, s.target->log_z());
   EXPECT_GT(std::abs(c.mean * std::exp(0.2) - 1.0), 3 * c.se);  // a 20% error would show
   EXPECT_EQ(r.num_non_finite, 0);
   EXPECT_EQ(r.resampling_events, 0);
@@ -180,16 +187,13 @@ TEST(Annealing, MalaAisIsUnbiasedForAnAnisotropicGaussian) {
 }
 
 TEST(Annealing, HmcAisIsUnbiasedForAnAnisotropicGaussian) {
-  auto means = anisotropic_means();
-  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
-  AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
-  auto o = anisotropic_options();
+  auto s = anisotropic_case();
+  auto& o = s.options;
   o.leapfrog = 4;
   o.step_size = 0.02;
   o.target_acceptance = 0.65;
-  auto r = anneal(o, prior, energy, nullptr, 20000, 1);
-  auto c = expect_unbiased(r.log_w, target->log_z());
+  auto r = anneal(o, s.prior, s.energy, nullptr, 20000, 1);
+  auto c = expect_unbiased(r.log_w, s.target->log_z());
   EXPECT_GT(std::abs(c.mean * std::exp(0.2) - 1.0), 3 * c.se);  // a 20% error would show
   for (double a : r.acceptance) EXPECT_GT(a, 0.3);
   EXPECT_THROW(([&] {
@@ -201,30 +205,24 @@ TEST(Annealing, HmcAisIsUnbiasedForAnAnisotropicGaussian) {
 }
 
 TEST(Annealing, MalaAisOnTheGeometricPathUsesOnlyTheTargetEnergyAndIsUnbiased) {
-  auto means = anisotropic_means();
-  auto target = std::make_shared<GaussianOnlyAtTheEnd>(means, std::vector<double>{2.0, 8.0});
-  AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
-  auto o = anisotropic_options();
+  auto s = anisotropic_case<GaussianOnlyAtTheEnd>();
+  auto& o = s.options;
   o.geometric_path = true;
-  auto r = anneal(o, prior, energy, nullptr, 20000, 7);
-  expect_unbiased(r.log_w, target->log_z());
+  auto r = anneal(o, s.prior, s.energy, nullptr, 20000, 7);
+  expect_unbiased(r.log_w, s.target->log_z());
   // The soft path evaluates V(., t < 1): every chain is dropped as not evaluable.
   o.geometric_path = false;
-  auto soft = anneal(o, prior, energy, nullptr, 2000, 7);
+  auto soft = anneal(o, s.prior, s.energy, nullptr, 2000, 7);
   EXPECT_EQ(soft.num_nan, 2000);
 }
 
 TEST(Annealing, MalaAisOnANonUniformScheduleIsUnbiased) {
-  auto means = anisotropic_means();
-  auto target = std::make_shared<AnisotropicGaussian>(means, std::vector<double>{2.0, 8.0});
-  AnchoredEnergy energy(target, 0);
-  auto prior = prior_on(means.unsqueeze(0), 3.0, 0.4);
+  auto s = anisotropic_case();
   for (double power : {0.5, 3.0}) {
-    auto o = anisotropic_options();
+    auto o = s.options;
     o.schedule_power = power;
-    auto r = anneal(o, prior, energy, nullptr, 20000, 5);
-    expect_unbiased(r.log_w, target->log_z(), "power " + std::to_string(power) + ":");
+    auto r = anneal(o, s.prior, s.energy, nullptr, 20000, 5);
+    expect_unbiased(r.log_w, s.target->log_z(), "power " + std::to_string(power) + ":");
   }
   AnnealOptions bad;
   bad.schedule_power = 0;
