@@ -167,8 +167,9 @@ t0=$(now)
 "$bin" "${sample_args[@]}" --out "$work/sample-ref.npz" >/dev/null 2>&1 || fail "sample reference run"
 sample_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
 kills=0
-# Each rerun takes the chunks kept so far and goes on: short delays, so that the kills land.
-for fraction in 0.35 0.3 0.3; do
+# Each rerun takes the chunks kept so far and goes on; start-up and the pilot come first, so
+# each killed run gets long enough to keep a chunk.
+for fraction in 0.5 0.6 0.7; do
   delay=$(awk -v t="$sample_time" -v f="$fraction" "BEGIN { print t * f }")
   state=$(run_killed "$delay" "$bin" "${sample_args[@]}" --out "$work/sample.npz")
   if [ "$state" = killed ]; then
