@@ -29,6 +29,27 @@ run_killed() {
     echo finished
   fi
 }
+# run_killed_at_chunks N OUT CMD...: starts CMD, kills it with SIGKILL once OUT.partial holds at least
+# N finished chunks (if still running). Prints "killed" or "finished". Waiting for a chunk count,
+# not a time, puts each kill between two chunks on a fast or a slow machine alike.
+run_killed_at_chunks() {
+  local want=$1 out=$2; shift 2
+  "$@" >"$work/killed.out" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    local have
+    have=$(find "$out.partial" -maxdepth 1 -name 'chunk-*.pt' 2>/dev/null | wc -l)
+    [ "$have" -ge "$want" ] && break
+    sleep 0.01
+  done
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    echo killed
+  else
+    wait "$pid" 2>/dev/null
+    echo finished
+  fi
+}
 # npz_loads FILE: a complete .npz (every member readable).
 npz_loads() {
   "$py" -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None" "$1" 2>/dev/null
@@ -167,14 +188,15 @@ t0=$(now)
 "$bin" "${sample_args[@]}" --out "$work/sample-ref.npz" >/dev/null 2>&1 || fail "sample reference run"
 sample_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
 kills=0
-# Each rerun takes the chunks kept so far and goes on; start-up and the pilot come first, so
-# each killed run gets long enough to keep a chunk.
-for fraction in 0.5 0.6 0.7; do
-  delay=$(awk -v t="$sample_time" -v f="$fraction" "BEGIN { print t * f }")
-  state=$(run_killed "$delay" "$bin" "${sample_args[@]}" --out "$work/sample.npz")
+# Each rerun takes the chunks kept so far and goes on; it is killed once 2, 4 and 6 of the 8
+# chunks are kept. The output is written once, at the end, and never half-written.
+for chunks in 2 4 6; do
+  state=$(run_killed_at_chunks "$chunks" "$work/sample.npz" "$bin" "${sample_args[@]}" --out "$work/sample.npz")
   if [ "$state" = killed ]; then
     kills=$((kills + 1))
-    [ -f "$work/sample.npz" ] && fail "sample: an output file after a kill at ${fraction}"
+    if [ -f "$work/sample.npz" ]; then
+      npz_loads "$work/sample.npz" || fail "sample: sample.npz half-written after a kill at $chunks chunks"
+    fi
   fi
 done
 [ "$kills" -ge 2 ] || fail "sample: only $kills of 3 kills landed inside the run"
