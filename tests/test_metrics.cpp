@@ -1,13 +1,17 @@
 // Sample-quality metrics: 1D Wasserstein distances (closed forms, exact small cases, weights
 // against repeated samples), the interatomic-distance W2 and its invariances, the integrated
 // autocorrelation time of an AR(1) series, and the standard error of log Z.
+#include <mintjulep/energy.hpp>
 #include <mintjulep/error.hpp>
+#include <mintjulep/io.hpp>
 #include <mintjulep/metrics.hpp>
+#include <mintjulep/systems.hpp>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "test_helpers.hpp"
 
@@ -258,6 +262,48 @@ TEST(CompareSamples, WeightedSamplesAgainstAReference) {
                                ref, ref_u),
                Error);
   EXPECT_THROW(compare_samples(ref, torch::full({400}, std::nan(""), torch::kFloat64), ref_u, ref, ref_u), Error);
+}
+
+
+// md frames (F, R, N, n) without energies: the burn-in is dropped from each replica, the
+// energies are the system's, the weights equal; a sample file keeps its log w.
+TEST(ReadWeightedConfigurations, MdFramesAndSampleFiles) {
+  const auto dir = std::filesystem::temp_directory_path() / "mintjulep-read-configurations";
+  std::filesystem::create_directories(dir);
+  const auto system = make_system("dw4");
+  auto frames = testing::lattice_configurations(5 * 3, 4, 2, 3.0, 0.3, 7).reshape({5, 3, 4, 2});
+  const std::string md = (dir / "md.npz").string();
+  write_npz(md, {{"positions", frames.to(torch::kFloat32)}});
+  ReadConfigurationsOptions options;
+  options.role = "--reference";
+  options.reference = true;
+  options.burn_in = 2;
+  const auto ref = read_weighted_configurations(md, system.get(), options);
+  EXPECT_TRUE(ref.trajectory);
+  EXPECT_EQ(ref.frames, 3);
+  EXPECT_EQ(ref.replicas, 3);
+  const auto kept = frames.to(torch::kFloat32).to(torch::kFloat64).narrow(0, 2, 3).reshape({9, 4, 2});
+  EXPECT_TRUE(torch::equal(ref.positions, kept));
+  EXPECT_TRUE(torch::allclose(ref.energies, system->energy(kept, 1.0).to(torch::kFloat64), 1e-12, 1e-12));
+  EXPECT_TRUE(torch::equal(ref.energy_series, ref.energies.reshape({3, 3})));
+  EXPECT_TRUE(torch::equal(ref.log_w, torch::zeros({9}, torch::kFloat64)));
+  options.burn_in = 5;
+  EXPECT_THROW(read_weighted_configurations(md, system.get(), options), Error);
+  options.burn_in = 0;
+  EXPECT_THROW(read_weighted_configurations(md, nullptr, options), Error);  // no energies to be had
+
+  const std::string samples = (dir / "samples.npz").string();
+  const auto x = kept.narrow(0, 0, 4);
+  const auto log_w = t({0.0, -1.0, 2.0, -0.5});
+  write_npz(samples, {{"positions", x}, {"log_w", log_w}, {"energies", t({1, 2, 3, 4})}});
+  const auto in = read_weighted_configurations(samples, nullptr, {});
+  EXPECT_FALSE(in.trajectory);
+  EXPECT_TRUE(torch::equal(in.log_w, log_w));
+  EXPECT_TRUE(torch::equal(in.energies, t({1, 2, 3, 4})));
+  // Unequal weights are no reference; four particles are not LJ-13's thirteen.
+  EXPECT_THROW(read_weighted_configurations(samples, nullptr, options), Error);
+  EXPECT_THROW(read_weighted_configurations(samples, make_system("lj13").get(), {}), Error);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

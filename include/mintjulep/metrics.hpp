@@ -6,8 +6,11 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <string>
 
 namespace mintjulep {
+
+class Energy;
 
 // Normalised weights (sum 1) from log weights: w = softmax(log_w) over the finite entries,
 // 0 where log_w is NaN or +-inf. Throws Error when no entry is finite (all weights zero).
@@ -91,5 +94,30 @@ struct SampleMetrics {
 SampleMetrics compare_samples(const torch::Tensor& positions, const torch::Tensor& log_w,
                               const torch::Tensor& energies, const torch::Tensor& reference_positions,
                               const torch::Tensor& reference_energies);
+
+// Configurations read from an .npz for comparison: the output of `mintjulep sample` (positions
+// (S, N, n) with log_w and energies) or of `mintjulep md` (positions (F, R, N, n), energies
+// (F, R), equally weighted after the burn-in).
+struct WeightedConfigurations {
+  torch::Tensor positions;  // (M, N, n), float64
+  torch::Tensor log_w;      // (M,): zeros for md frames and references
+  torch::Tensor energies;   // (M,), kT
+  bool trajectory = false;  // read from md frames
+  int64_t frames = 0, replicas = 0;  // md: frames after the burn-in, replicas
+  torch::Tensor energy_series;       // md: (frames, replicas)
+};
+
+struct ReadConfigurationsOptions {
+  std::string role = "--in";       // how messages name the file ("--in", "--reference", ...)
+  bool reference = false;          // must be equally weighted: log_w absent or constant
+  int64_t burn_in = 0;             // md frames dropped from the start of each replica
+  std::string burn_in_name = "--burn-in";  // how messages name burn_in
+};
+
+// Reads `path`; energies missing from the file are computed with `energy` (nullptr: they must
+// be in the file), whose particle count and dimension the positions must also match. Throws
+// Error naming the file and the fix for anything malformed.
+WeightedConfigurations read_weighted_configurations(const std::string& path, const Energy* energy,
+                                                    const ReadConfigurationsOptions& options);
 
 }  // namespace mintjulep

@@ -199,34 +199,12 @@ std::string training_config_text(const std::string& text, const std::string& var
 // Reference configurations (C, N, n) and energies (C,), equally weighted: an md trajectory
 // (F, R, N, n) or resampled samples (C, N, n).
 void load_reference(BenchSystem& s, const Energy& energy) {
-  auto arrays = read_npz(s.reference);
-  check(arrays.count("positions"),
-        fmt::format("reference '{}' has no 'positions' array; give the output of mintjulep md", s.reference));
-  auto x = arrays["positions"].to(torch::kFloat64);
-  check(x.dim() == 3 || x.dim() == 4,
-        fmt::format("reference '{}': positions must be (F, R, N, n) md frames or (C, N, n) samples", s.reference));
-  if (x.dim() == 4) x = x.reshape({-1, x.size(2), x.size(3)});
-  energy.check_positions(x, fmt::format("reference '{}' for system {}: positions", s.reference, s.name));
-  if (arrays.count("log_w")) {
-    auto lw = arrays["log_w"].to(torch::kFloat64).flatten();
-    check(lw.numel() == x.size(0) && (lw == lw[0]).all().item<bool>(),
-          fmt::format("reference '{}' has unequal importance weights; give unweighted samples (mintjulep md, "
-                      "or sample --resample)", s.reference));
-  }
-  torch::Tensor u;
-  if (arrays.count("energies")) {
-    u = arrays["energies"].to(torch::kFloat64).flatten();
-    check(u.numel() == x.size(0), fmt::format("reference '{}': {} energies for {} configurations", s.reference,
-                                              u.numel(), x.size(0)));
-  } else {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < x.size(0); i += 4096)
-      parts.push_back(energy.energy(x.narrow(0, i, std::min<int64_t>(4096, x.size(0) - i)), 1.0).to(torch::kFloat64));
-    u = torch::cat(parts);
-  }
-  s.reference_positions = x;
-  s.reference_energies = u;
+  ReadConfigurationsOptions options;
+  options.role = fmt::format("reference for system {}", s.name);
+  options.reference = true;
+  const auto ref = read_weighted_configurations(s.reference, &energy, options);
+  s.reference_positions = ref.positions;
+  s.reference_energies = ref.energies;
 }
 
 // ---- Run folders -------------------------------------------------------------------------

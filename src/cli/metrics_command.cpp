@@ -27,111 +27,38 @@ struct MetricsOptions {
   int64_t in_burn_in = -1;  // the same for an md trajectory given as --in; -1: burn_in
 };
 
-// Configurations (M, N, n) with their log weights and energies, read from an .npz.
-struct Loaded {
-  torch::Tensor x, log_w, energies;
-  int64_t frames = 0, replicas = 0;  // md trajectories: after the burn-in
-  torch::Tensor energy_series;       // md trajectories: (frames, replicas)
-  bool trajectory = false;
-};
-
-torch::Tensor compute_energies(const Energy& system, const torch::Tensor& x, const std::string& path) {
-  system.check_positions(x, path + ": positions");
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < x.size(0); start += 4096)
-    parts.push_back(system.energy(x.narrow(0, start, std::min<int64_t>(4096, x.size(0) - start)), 1.0)
-                        .to(torch::kCPU, torch::kFloat64));
-  return torch::cat(parts);
-}
-
-// `role` is "--in" or "--reference"; sample files need log_w, md trajectories get equal weights.
-Loaded load(const std::string& path, const std::string& role, const std::shared_ptr<Energy>& system,
-            int64_t burn_in) {
-  auto arrays = read_npz(path);
-  check(arrays.count("positions"),
-        fmt::format("{} '{}' has no 'positions' array; give the output of mintjulep sample or md", role, path));
-  Loaded out;
-  auto x = arrays["positions"].to(torch::kFloat64);
-  check(x.dim() == 3 || x.dim() == 4,
-        fmt::format("{} '{}': positions must be (S, N, n) samples or (F, R, N, n) md frames, got {} dimensions",
-                    role, path, x.dim()));
-  torch::Tensor u = arrays.count("energies") ? arrays["energies"].to(torch::kFloat64) : torch::Tensor();
-  if (x.dim() == 4) {  // md: (F, R, N, n), equally weighted after the burn-in
-    check(burn_in >= 0 && burn_in < x.size(0),
-          fmt::format("{} {} must be below the {} frames of '{}'", role == "--in" ? "--in-burn-in (default --burn-in)" : "--burn-in",
-                      burn_in, x.size(0), path));
-    if (u.defined())
-      check(u.dim() == 2 && u.size(0) == x.size(0) && u.size(1) == x.size(1),
-            fmt::format("{} '{}': energies have shape {}, positions {} frames x {} replicas", role, path,
-                        fmt::join(u.sizes(), "x"), x.size(0), x.size(1)));
-    out.trajectory = true;
-    out.frames = x.size(0) - burn_in;
-    out.replicas = x.size(1);
-    x = x.narrow(0, burn_in, out.frames);
-    if (u.defined()) u = u.narrow(0, burn_in, out.frames);
-    else if (system) u = compute_energies(*system, x.reshape({-1, x.size(2), x.size(3)}), path).reshape({out.frames, out.replicas});
-    if (u.defined()) out.energy_series = u;
-    x = x.reshape({-1, x.size(2), x.size(3)});
-    out.log_w = torch::zeros({x.size(0)}, torch::kFloat64);
-  } else {
-    const int64_t s = x.size(0);
-    if (role == "--in") {
-      check(arrays.count("log_w"),
-            fmt::format("--in '{}' has positions but no 'log_w' importance weights", path));
-      out.log_w = arrays["log_w"].to(torch::kFloat64);
-      check(out.log_w.dim() == 1 && out.log_w.size(0) == s,
-            fmt::format("--in '{}': log_w has shape ({}) for {} configurations", path,
-                        fmt::join(out.log_w.sizes(), ", "), s));
-    } else {
-      // A reference must be equally weighted (e.g. the output of sample --resample).
-      if (arrays.count("log_w")) {
-        auto lw = arrays["log_w"].to(torch::kFloat64);
-        check(lw.numel() == s && (lw == lw.flatten()[0]).all().item<bool>(),
-              fmt::format("--reference '{}' has unequal importance weights; give unweighted samples "
-                          "(mintjulep md, or sample --resample)", path));
-      }
-      out.log_w = torch::zeros({s}, torch::kFloat64);
-    }
-    if (u.defined())
-      check(u.dim() == 1 && u.size(0) == s,
-            fmt::format("{} '{}': energies have shape ({}) for {} configurations", role, path,
-                        fmt::join(u.sizes(), ", "), s));
-    else if (system)
-      u = compute_energies(*system, x, path);
-  }
-  check(u.defined(), fmt::format("{} '{}' has no 'energies'; give --system to compute them", role, path));
-  if (system) system->check_positions(x, role + " '" + path + "': positions");
-  check(x.size(0) >= 1, fmt::format("{} '{}' holds no configurations", role, path));
-  out.x = x;
-  out.energies = u.flatten();
-  return out;
-}
-
 void run_metrics(const MetricsOptions& opt) {
   check(opt.burn_in >= 0, "--burn-in must be >= 0");
   check(opt.in_burn_in >= -1, "--in-burn-in must be >= 0");
   if (!opt.json.empty()) check_writable(opt.json);
   std::shared_ptr<Energy> system;
   if (!opt.system.empty()) system = make_system(opt.system);
-  const Loaded ref = load(opt.reference, "--reference", system, opt.burn_in);
-  std::optional<Loaded> in;  // read before anything is printed, so that bad input prints one line
+  ReadConfigurationsOptions ref_options;
+  ref_options.role = "--reference";
+  ref_options.reference = true;
+  ref_options.burn_in = opt.burn_in;
+  const auto ref = read_weighted_configurations(opt.reference, system.get(), ref_options);
+  // Read before anything is printed, so that bad input prints one line.
+  std::optional<WeightedConfigurations> in;
   if (!opt.input.empty()) {
-    in = load(opt.input, "--in", system, opt.in_burn_in >= 0 ? opt.in_burn_in : opt.burn_in);
-    check(in->x.size(1) == ref.x.size(1) && in->x.size(2) == ref.x.size(2),
+    ReadConfigurationsOptions in_options;
+    in_options.burn_in = opt.in_burn_in >= 0 ? opt.in_burn_in : opt.burn_in;
+    in_options.burn_in_name = "--in-burn-in (default --burn-in)";
+    in = read_weighted_configurations(opt.input, system.get(), in_options);
+    check(in->positions.size(1) == ref.positions.size(1) && in->positions.size(2) == ref.positions.size(2),
           fmt::format("--in '{}' has {} particles in {} dimensions, --reference '{}' {} in {}", opt.input,
-                      in->x.size(1), in->x.size(2), opt.reference, ref.x.size(1), ref.x.size(2)));
+                      in->positions.size(1), in->positions.size(2), opt.reference, ref.positions.size(1), ref.positions.size(2)));
   }
   std::optional<Autocorrelation> ac;
   if (ref.trajectory && ref.frames >= 2) ac = autocorrelation(ref.energy_series);
   std::optional<SampleMetrics> metrics;
-  if (in) metrics = compare_samples(in->x, in->log_w, in->energies, ref.x, ref.energies);
+  if (in) metrics = compare_samples(in->positions, in->log_w, in->energies, ref.positions, ref.energies);
   nlohmann::json summary = {{"reference", opt.reference},
-                            {"reference_configurations", ref.x.size(0)},
+                            {"reference_configurations", ref.positions.size(0)},
                             {"burn_in", opt.burn_in}};
   if (ref.trajectory) {
     fmt::print("reference {}: {} frames x {} replicas after {} burn-in frames ({} configurations)\n",
-               opt.reference, ref.frames, ref.replicas, opt.burn_in, ref.x.size(0));
+               opt.reference, ref.frames, ref.replicas, opt.burn_in, ref.positions.size(0));
     summary["reference_frames"] = ref.frames;
     summary["reference_replicas"] = ref.replicas;
     if (ac) {
@@ -148,7 +75,7 @@ void run_metrics(const MetricsOptions& opt) {
       summary["reference_effective_size_per_replica"] = ac->ess_per_replica;
     }
   } else {
-    fmt::print("reference {}: {} configurations\n", opt.reference, ref.x.size(0));
+    fmt::print("reference {}: {} configurations\n", opt.reference, ref.positions.size(0));
   }
   if (in && in->trajectory) summary["in_burn_in"] = opt.in_burn_in >= 0 ? opt.in_burn_in : opt.burn_in;
   if (metrics) {
