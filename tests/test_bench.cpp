@@ -114,10 +114,14 @@ TEST(BenchPlan, ResolvesConfigsBudgetsAndReferences) {
   EXPECT_EQ(fs::path(dw4.reference).filename(), "dw4-reference.npz");
   EXPECT_EQ(dw4.reference_positions.size(0), dw4.reference_energies.size(0));
   const BenchSystem& half = plan.systems[1];
-  EXPECT_EQ(fs::path(half.config).filename(), "lj13.toml");  // the full system's config
+  EXPECT_EQ(fs::path(half.config).filename(), "lj13-half.toml");  // its own config
   EXPECT_TRUE(half.reference.empty());
   EXPECT_EQ(half.budget.iterations.value(), 20);
-  EXPECT_EQ(half.budget.mint_steps.value(), 800);  // configs/lj13.toml's
+  EXPECT_EQ(half.budget.mint_steps.value(), 0);  // configs/lj13-half.toml's untrained shell
+  // Without a config of its own, a -half system takes the full system's.
+  s.systems = {"lj55-half"};
+  const BenchPlan lj55 = plan_bench(s);
+  EXPECT_EQ(fs::path(lj55.systems[0].config).filename(), "lj55.toml");
 }
 
 TEST(BenchPlan, BadGridsAreOneLineErrors) {

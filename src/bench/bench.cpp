@@ -65,7 +65,8 @@ std::string training_variant(const std::string& method) {
 
 std::string method_list() { return fmt::format("{}", fmt::join(bench_methods(), ", ")); }
 
-// The system config a -half system starts from: the full one's (lj13-half: lj13.toml).
+// The system config a -half system without a config of its own starts from: the full one's
+// (lj55-half: lj55.toml).
 std::string config_stem(const std::string& system) {
   const std::string half = "-half";
   if (system.size() > half.size() && system.compare(system.size() - half.size(), half.size(), half) == 0)
@@ -704,8 +705,11 @@ BenchPlan plan_bench(const BenchSettings& settings) {
     s.name = name;
     const auto found = settings.per_system.find(name);
     const BenchSystemSettings own = found == settings.per_system.end() ? BenchSystemSettings{} : found->second;
-    s.config = !own.config.empty() ? own.config
-                                   : (fs::path(settings.configs) / (config_stem(name) + ".toml")).string();
+    // CONFIGS/SYSTEM.toml, else (a -half system without its own) the full system's config.
+    const fs::path own_default = fs::path(settings.configs) / (name + ".toml");
+    s.config = !own.config.empty()         ? own.config
+               : fs::exists(own_default)  ? own_default.string()
+                                          : (fs::path(settings.configs) / (config_stem(name) + ".toml")).string();
     check(fs::exists(s.config),
           fmt::format("no config for bench system '{}': '{}' not found; run from the source tree, give --configs "
                       "DIR or --config {}=FILE", name, s.config, name));
