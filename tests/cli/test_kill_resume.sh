@@ -3,8 +3,8 @@
 # training state), `train --stage mint` (the Mint training state), `sample` (finished chunks)
 # and `bench` (finished cells) end with the result of an uninterrupted run,
 # and the result files are never half-written (every file that exists under its final name
-# loads). The kill times are fractions of the uninterrupted run's wall time, so they land
-# inside the run on a fast or a slow machine alike.
+# loads). The kill times are fractions of the uninterrupted run's wall time (sample: counts of
+# kept chunks), so they land inside the run on a fast or a slow machine alike.
 set -uo pipefail
 bin=${MINTJULEP:?set MINTJULEP to the mintjulep binary}
 py=/usr/bin/python3
@@ -14,6 +14,16 @@ trap 'rm -rf "$work"' EXIT
 source "$(dirname "$0")/common.sh"
 
 now() { date +%s.%N; }
+# kill_or_reap PID: SIGKILL PID if it is still running, then reap it. Prints "killed" or "finished".
+kill_or_reap() {
+  if kill -9 "$1" 2>/dev/null; then
+    wait "$1" 2>/dev/null
+    echo killed
+  else
+    wait "$1" 2>/dev/null
+    echo finished
+  fi
+}
 # run_killed SECONDS CMD...: starts CMD, kills it with SIGKILL after SECONDS (if still running).
 # Prints "killed" or "finished".
 run_killed() {
@@ -21,13 +31,7 @@ run_killed() {
   "$@" >"$work/killed.out" 2>&1 &
   local pid=$!
   sleep "$delay"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null
-    echo killed
-  else
-    wait "$pid" 2>/dev/null
-    echo finished
-  fi
+  kill_or_reap "$pid"
 }
 # run_killed_at_chunks N OUT CMD...: starts CMD, kills it with SIGKILL once OUT.partial holds at least
 # N finished chunks (if still running). Prints "killed" or "finished". Waiting for a chunk count,
@@ -42,13 +46,7 @@ run_killed_at_chunks() {
     [ "$have" -ge "$want" ] && break
     sleep 0.01
   done
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null
-    echo killed
-  else
-    wait "$pid" 2>/dev/null
-    echo finished
-  fi
+  kill_or_reap "$pid"
 }
 # npz_loads FILE: a complete .npz (every member readable).
 npz_loads() {
