@@ -2,10 +2,12 @@
 //   build/bench/bench_energy [--benchmark_filter=lj55]
 // Threads: MINTJULEP_THREADS (default: one per core) is passed to at::set_num_threads.
 #include <mintjulep/energy.hpp>
+#include <mintjulep/mint_prior.hpp>
 #include <mintjulep/molecular_energy.hpp>
 #include <mintjulep/systems.hpp>
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <benchmark/benchmark.h>
 
 #include "bench_main.hpp"
@@ -63,6 +65,35 @@ void BM_Lj13_Float64(benchmark::State& s) { energy_and_gradient(s, "lj13", torch
 BENCHMARK(BM_Lj55_Float32)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Lj55_Float64)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Lj13_Float64)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The other half of an annealing step: the score of the broad per-particle shell of
+// configs/lj13-half.toml (one component, kappa 0.01, radius 1.1, sigma 0.5) on its path end.
+void prior_path_score(benchmark::State& state, const std::string& name) {
+  auto system = make_system(name);
+  MintPriorOptions options;
+  options.num_free = system->num_particles() - 1;
+  options.components = 1;
+  options.kappa = 0.01;
+  options.radius = 1.1;
+  options.radius_spread = 0.0;
+  options.sigma = 0.5;
+  torch::manual_seed(0);
+  MintPrior prior(options);
+  auto y = prior->sample(state.range(0));
+  for (auto _ : state) {
+    auto yy = y.detach().requires_grad_(true);
+    auto log_q = prior->path_log_prob(yy);
+    auto grad = torch::autograd::grad({log_q.sum()}, {yy})[0];
+    benchmark::DoNotOptimize(grad.data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  state.counters["threads"] = at::get_num_threads();
+}
+
+void BM_Lj55_PriorScore(benchmark::State& s) { prior_path_score(s, "lj55"); }
+void BM_Lj13_PriorScore(benchmark::State& s) { prior_path_score(s, "lj13"); }
+BENCHMARK(BM_Lj55_PriorScore)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Lj13_PriorScore)->Arg(100)->Arg(2000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 

@@ -128,6 +128,24 @@ TEST_P(EverySystem, FullForcesAreMinusGradientInFullCoordinates) {
   EXPECT_LT(max_relative_error(forces, reference), 1e-12);
 }
 
+// Without a graph, value_and_grad takes the closed-form pair loop on CPU; with y requiring grad
+// it goes through autograd on the tensor expression. Both must agree to rounding.
+TEST_P(EverySystem, ClosedFormGradientMatchesAutograd) {
+  auto s = system();
+  torch::Tensor v, g;
+  ASSERT_TRUE(s->closed_form_energy_and_gradient(configurations(2, 16), 1.0, v, g)) << "no closed form on CPU";
+  for (int64_t anchor : {int64_t{0}, s->num_particles() - 1}) {
+    AnchoredEnergy energy(s, anchor);
+    auto y = energy.to_anchored(configurations(37, 17));
+    for (double t : {0.0, 0.37, 1.0}) {
+      auto fast = energy.value_and_grad(y, t);
+      auto reference = energy.value_and_grad(y.clone().requires_grad_(true), t);
+      EXPECT_LT(max_relative_error(fast.value, reference.value.detach()), 1e-12) << "t = " << t;
+      EXPECT_LT(max_relative_error(fast.grad, reference.grad.detach()), 1e-11) << "t = " << t;
+    }
+  }
+}
+
 TEST_P(EverySystem, InvariantUnderRotationsReflectionsTranslationsPermutations) {
   auto s = system();
   auto x = configurations(8, 13);
@@ -239,8 +257,12 @@ TEST(AnnealingPath, SoftCoreMinimumStaysAtRm) {
       EXPECT_GT(energy.value(energy.to_anchored(dimer(1.0 + dr)), t).item<double>(),
                 at_rm.value.item<double>());
   }
-  // The core softens away from t = 1: at r = 0 the energy is finite for t < 1.
+  // The core softens away from t = 1: at r = 0 the energy is finite for t < 1, and the
+  // closed-form gradient there is zero (the pair has no direction) rather than NaN.
   EXPECT_TRUE(std::isfinite(energy_of("lj:2:3", dimer(0.0), 0.5)));
+  auto at_zero = energy.value_and_grad(energy.to_anchored(dimer(0.0)), 0.5);
+  EXPECT_TRUE(std::isfinite(at_zero.value.item<double>()));
+  EXPECT_EQ(at_zero.grad.abs().max().item<double>(), 0.0);
 }
 
 TEST(AnnealingPath, DoubleWellHasNoTimeDependence) {

@@ -29,6 +29,15 @@ class Energy {
   // t = 1 is the target energy U(x).
   virtual torch::Tensor energy(const torch::Tensor& x, double t = 1.0) const = 0;
 
+  // V(x, t) (B,) and dV/dx (B, N, n), float64, without an autograd graph, where the system has
+  // a closed-form gradient for x's device (the pair energies on CPU: one pass over the pairs
+  // instead of a dozen tensor ops and their backward). Returns false where it has none, and
+  // callers use autograd. AnchoredEnergy::value_and_grad picks it when no graph is wanted.
+  virtual bool closed_form_energy_and_gradient(const torch::Tensor& x, double t, torch::Tensor& value,
+                                               torch::Tensor& grad) const {
+    return false;
+  }
+
   // A type index per particle (identical particles share one), for network embeddings.
   virtual std::vector<int64_t> particle_types() const;
   // Whether permuting particles of one type leaves the energy unchanged (clusters: yes;

@@ -23,6 +23,8 @@ class DoubleWellEnergy : public Energy {
   int64_t num_particles() const override { return num_particles_; }
   int64_t dim() const override { return dim_; }
   torch::Tensor energy(const torch::Tensor& x, double t = 1.0) const override;
+  bool closed_form_energy_and_gradient(const torch::Tensor& x, double t, torch::Tensor& value,
+                                       torch::Tensor& grad) const override;
   double length_scale() const override { return d0_; }
 
  private:
@@ -42,6 +44,8 @@ class LennardJonesEnergy : public Energy {
   int64_t num_particles() const override { return num_particles_; }
   int64_t dim() const override { return dim_; }
   torch::Tensor energy(const torch::Tensor& x, double t = 1.0) const override;
+  bool closed_form_energy_and_gradient(const torch::Tensor& x, double t, torch::Tensor& value,
+                                       torch::Tensor& grad) const override;
   double length_scale() const override { return rm_; }
 
  private:
