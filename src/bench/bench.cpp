@@ -439,14 +439,16 @@ json machine(const Grid& grid) {
           {"libtorch", fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)}};
 }
 
-std::string budget_line(const BenchSystem& s) {
+// The kernel iterations are named only where a method of the grid trains a kernel.
+std::string budget_line(const BenchSystem& s, bool trains_kernel) {
   const auto& b = s.budget;
   std::string samples = s.reduced ? fmt::format("reduced: {} samples (the paper: {})", *b.samples, kPaperSamples)
                                   : fmt::format("{} samples (the paper's count)", *b.samples);
-  return fmt::format("{}, T = {}, {} kernel iterations, {} Mint steps", samples,
-                     b.steps ? budget_text(*b.steps) : "the config's", 
-                     b.iterations ? budget_text(*b.iterations) : "the config's",
-                     b.mint_steps ? budget_text(*b.mint_steps) : "the config's");
+  std::string iterations =
+      trains_kernel ? fmt::format("{} kernel iterations, ", b.iterations ? budget_text(*b.iterations) : "the config's")
+                    : "";
+  return fmt::format("{}, T = {}, {}{} Mint steps", samples, b.steps ? budget_text(*b.steps) : "the config's",
+                     iterations, b.mint_steps ? budget_text(*b.mint_steps) : "the config's");
 }
 
 struct Stats {
@@ -487,9 +489,11 @@ std::string markdown(const Grid& grid, const json& results) {
                     plan.systems.size(), plan.methods.size(), plan.seeds.size(), fmt::join(plan.seeds, ", "),
                     cells.size(), done, failed, pending, plan.budget);
   md += "Budgets per system (T: annealing steps):\n\n";
+  const bool trains_kernel =
+      std::any_of(plan.methods.begin(), plan.methods.end(), [](const std::string& m) { return bench_method_needs_kernel(m); });
   for (const auto& s : plan.systems)
     md += fmt::format("- {} (`{}`{}): {}\n", s.name, s.config,
-                      s.reference.empty() ? "" : fmt::format(", reference `{}`", s.reference), budget_line(s));
+                      s.reference.empty() ? "" : fmt::format(", reference `{}`", s.reference), budget_line(s, trains_kernel));
   md += "\n| system | method | seeds | samples | ESS (%) | log Z | log Z se | energy W1 | energy W2 | distance W2 "
         "| train (s) | sample (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   auto number = [](double v, int digits) { return fmt::format("{:.{}f}", v, digits); };
