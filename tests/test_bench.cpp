@@ -117,8 +117,13 @@ TEST(BenchPlan, ResolvesConfigsBudgetsAndReferences) {
   EXPECT_EQ(fs::path(half.config).filename(), "lj13-half.toml");  // its own config
   EXPECT_TRUE(half.reference.empty());
   EXPECT_EQ(half.budget.iterations.value(), 20);
-  EXPECT_EQ(half.budget.mint_steps.value(), 0);  // configs/lj13-half.toml's untrained shell
-  // Without a config of its own, a -half system takes the full system's.
+  EXPECT_EQ(half.budget.mint_steps.value(), 0);  // configs/lj13-half.toml's untrained Gaussian
+  // Without a config of its own, a -half system takes the full system's: a configs folder
+  // that holds lj55.toml alone.
+  const auto only_full = fs::temp_directory_path() / "mintjulep_test_bench_configs";
+  fs::create_directories(only_full);
+  fs::copy_file(fs::path(configs_dir()) / "lj55.toml", only_full / "lj55.toml", fs::copy_options::overwrite_existing);
+  s.configs = only_full.string();
   s.systems = {"lj55-half"};
   const BenchPlan lj55 = plan_bench(s);
   EXPECT_EQ(fs::path(lj55.systems[0].config).filename(), "lj55.toml");
