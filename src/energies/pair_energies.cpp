@@ -160,7 +160,8 @@ bool LennardJonesEnergy::closed_form_energy_and_gradient(const torch::Tensor& x,
       value, grad);
   if (handled && harmonic_ != 0.0) {
     // 0.5 k sum_i |x_i - mean x|^2; its gradient k (x_i - mean x) (the mean's own terms cancel).
-    auto centred = x.detach().to(torch::kFloat64) - x.detach().to(torch::kFloat64).mean(1, /*keepdim=*/true);
+    auto x64 = x.detach().to(torch::kFloat64);
+    auto centred = x64 - x64.mean(1, /*keepdim=*/true);
     value = value + 0.5 * harmonic_ * centred.pow(2).sum({1, 2});
     grad = grad + harmonic_ * centred;
   }

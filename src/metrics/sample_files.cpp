@@ -12,8 +12,8 @@
 namespace mintjulep {
 namespace {
 
-// Energies in slices of 4096 configurations, so that a long md file needs little memory; x has
-// passed Energy::check_positions.
+// Energies in slices of 4096 configurations, so that a long md file needs little memory; x
+// (S, N, n) has passed Energy::check_positions.
 torch::Tensor compute_energies(const Energy& energy, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
@@ -37,13 +37,8 @@ WeightedConfigurations read_weighted_configurations(const std::string& path, con
         fmt::format("{} '{}': positions must be (S, N, n) samples or (F, R, N, n) md frames, got {} dimensions",
                     role, path, x.dim()));
   torch::Tensor u = arrays.count("energies") ? arrays["energies"].to(torch::kFloat64) : torch::Tensor();
-  // The positions, flattened to (S, N, n), must fit the system; checked once.
-  bool positions_checked = false;
-  auto checked = [&](const torch::Tensor& flat) {
-    energy->check_positions(flat, role + " '" + path + "': positions");
-    positions_checked = true;
-    return flat;
-  };
+  // One row per configuration (md frames x replicas flattened) must fit the system.
+  if (energy) energy->check_positions(x.dim() == 4 ? x.flatten(0, 1) : x, role + " '" + path + "': positions");
   if (x.dim() == 4) {  // md: (F, R, N, n), equally weighted after the burn-in
     check(opt.burn_in >= 0 && opt.burn_in < x.size(0),
           fmt::format("{} {} must be below the {} frames of '{}'", opt.burn_in_name, opt.burn_in, x.size(0), path));
@@ -58,7 +53,7 @@ WeightedConfigurations read_weighted_configurations(const std::string& path, con
     if (u.defined())
       u = u.narrow(0, opt.burn_in, out.frames);
     else if (energy)
-      u = compute_energies(*energy, checked(x.reshape({-1, x.size(2), x.size(3)}))).reshape({out.frames, out.replicas});
+      u = compute_energies(*energy, x.reshape({-1, x.size(2), x.size(3)})).reshape({out.frames, out.replicas});
     if (u.defined()) out.energy_series = u;
     x = x.reshape({-1, x.size(2), x.size(3)});
     out.log_w = torch::zeros({x.size(0)}, torch::kFloat64);
@@ -85,10 +80,9 @@ WeightedConfigurations read_weighted_configurations(const std::string& path, con
             fmt::format("{} '{}': energies have shape ({}) for {} configurations", role, path,
                         fmt::join(u.sizes(), ", "), s));
     else if (energy)
-      u = compute_energies(*energy, checked(x));
+      u = compute_energies(*energy, x);
   }
   check(u.defined(), fmt::format("{} '{}' has no 'energies'; give --system to compute them", role, path));
-  if (energy && !positions_checked) checked(x);
   check(x.size(0) >= 1, fmt::format("{} '{}' holds no configurations", role, path));
   out.positions = x;
   out.energies = u.flatten();
