@@ -15,7 +15,7 @@
 #
 # Usage: scripts/make-reference.sh SYSTEM [--out DIR] [--effective-size N] [--replicas R]
 #                                  [--seed S] [--threads K] [--smoke]
-#   SYSTEM: dw4, lj13 or lj55 (kT = 1, reduced units). --smoke: a few seconds, to test the script.
+#   SYSTEM: dw4, lj13, lj13-half, lj55 or lj55-half (kT = 1, reduced units). --smoke: a few seconds, to test the script.
 set -euo pipefail
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 [ $# -ge 1 ] || usage
@@ -52,16 +52,16 @@ trap 'rm -rf "$work"' EXIT
 case $system in
   dw4) dt=0.005; pilot_steps=40000; pilot_every=20; start=$work/dw4-start.xyz
     head -n 6 "$root/examples/dw4.xyz" >"$start" ;;  # the first frame: a square of side 4
-  lj13) dt=0.002; pilot_steps=40000; pilot_every=20; start=$work/lj13-start.xyz
+  lj13|lj13-half) dt=0.002; pilot_steps=40000; pilot_every=20; start=$work/lj13-start.xyz
     head -n 15 "$root/examples/lj13-icosahedron.xyz" >"$start" ;;  # the first frame: the minimum
-  lj55)
+  lj55|lj55-half)
     dt=0.002; pilot_steps=40000; pilot_every=20; start=$work/lj55-start.xyz
     # 55 sites of a simple cubic lattice at the pair distance 1.12 (the pilot melts and
     # equilibrates it).
     awk 'BEGIN { print 55; print "lj55 start: simple cubic lattice, spacing 1.12"; k = 0
                  for (i = 0; i < 4; i++) for (j = 0; j < 4; j++) for (l = 0; l < 4; l++)
                    if (k++ < 55) printf "X %.4f %.4f %.4f\n", 1.12 * i, 1.12 * j, 1.12 * l }' >"$start" ;;
-  *) echo "make-reference.sh: unknown system '$system' (dw4, lj13 or lj55)" >&2; exit 2 ;;
+  *) echo "make-reference.sh: unknown system '$system' (dw4, lj13, lj13-half, lj55 or lj55-half)" >&2; exit 2 ;;
 esac
 max_pilot_steps=$((pilot_steps * 16))
 if [ "$smoke" -eq 1 ]; then

@@ -26,6 +26,9 @@ LangevinIntegrator::LangevinIntegrator(std::shared_ptr<const Energy> energy, tor
 
 std::pair<torch::Tensor, torch::Tensor> LangevinIntegrator::energy_and_acceleration(
     const torch::Tensor& x) const {
+  torch::Tensor value, grad_x;
+  if (energy_->closed_form_energy_and_gradient(x, 1.0, value, grad_x))  // pair energies on CPU
+    return {value.to(x.scalar_type()), -kt_ * grad_x.to(x.scalar_type()) * inverse_mass_.to(x.options())};
   torch::AutoGradMode grad_mode(true);
   // Slices of 128 replicas keep each term's intermediates in cache (as AnchoredEnergy does).
   constexpr int64_t kSlice = 128;
