@@ -117,6 +117,7 @@ struct SamplingOptions {
   int64_t leapfrog = 0;      // leapfrog steps per move, 1 MALA, > 1 HMC (0: the config's)
   double schedule_power = 0; // temperatures t_j = (j / T)^power (0: the config's)
   int64_t independence = -1; // independence moves from the prior per temperature (-1: the config's)
+  int64_t pilot = -1;        // chains of the step-size pilot, 0 none (-1: the config's)
   std::string path;          // "soft" or "geometric" MALA/HMC path ("": the config's)
   // The trained kernel and prior draws: also called with (done, count) after each chunk. Every
   // method reports its progress to the model's Progress as well.

@@ -44,6 +44,7 @@ struct SampleOptions {
   int64_t leapfrog = 0;        // 0: the config's
   double schedule_power = 0;   // 0: the config's
   int64_t independence = -1;   // -1: the config's
+  int64_t pilot = -1;          // -1: the config's
   std::string path;            // empty: the config's
 };
 
@@ -97,6 +98,7 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   sampling.leapfrog = opt.leapfrog;
   sampling.schedule_power = opt.schedule_power;
   sampling.independence = opt.independence;
+  sampling.pilot = opt.pilot;
   sampling.path = opt.path;
   // Finished chunks go to OUT.partial (OUT the .npz) until the outputs are written: the same
   // command, rerun after a kill, takes them instead of drawing them again. The key names all the
@@ -104,10 +106,10 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   sampling.partial_folder = outputs.npz + ".partial";
   sampling.partial_key = fmt::format(
       "method={}\nnum_samples={}\nseed={}\nchunk={}\nchunk_given={}\nsteps={}\nmoves={}\nleapfrog={}\n"
-      "schedule_power={}\nindependence={}\npath={}\ndevice={}\n"
+      "schedule_power={}\nindependence={}\npilot={}\npath={}\ndevice={}\n"
       "config={}\nprior={}\nsampler={}\n",
       opt.method.empty() ? "kernel" : opt.method, opt.count, opt.seed, opt.chunk, opt.chunk_given, opt.steps, opt.moves,
-      opt.leapfrog, opt.schedule_power, opt.independence, opt.path, model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
+      opt.leapfrog, opt.schedule_power, opt.independence, opt.pilot, opt.path, model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
       file_digest(folder / "sampler.pt"));
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
@@ -207,6 +209,10 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
                   "independence moves from the prior per temperature, after the MALA/HMC moves (default: the "
                   "config's [anneal] independence)")
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
+  cmd->add_option("--pilot", opt->pilot,
+                  "chains of the step-size pilot run before the first chunk, 0 for none (default: the config's "
+                  "[anneal] pilot)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cmd->add_option("--path", opt->path,
                   "MALA/HMC path: soft (the soft-core path) or geometric (-(1-t) log q + t U) (default: the config's "
                   "[anneal] path)")

@@ -80,6 +80,7 @@ Samples sample(Model& model, const SamplingOptions& opt) {
     if (opt.leapfrog > 0) anneal.leapfrog = opt.leapfrog;
     if (opt.schedule_power > 0) anneal.schedule_power = opt.schedule_power;
     if (opt.independence >= 0) anneal.independence = opt.independence;
+    if (opt.pilot >= 0) anneal.pilot = opt.pilot;
     if (!opt.path.empty()) anneal.geometric_path = anneal_path_is_geometric(opt.path);
     if (opt.chunk_given) anneal.chunk = opt.chunk;
     check_anneal_options(anneal);
