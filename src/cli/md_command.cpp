@@ -191,6 +191,11 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
   int64_t frames_since_checkpoint = 0;
+  // Each checkpoint rewrites the whole file, so it also waits until 10x the last rewrite's time
+  // has passed: long runs then spend at most ~10 % on checkpoints instead of a share that grows
+  // with the file.
+  auto last_checkpoint = start;
+  double last_write_seconds = 0.0;
   // Steps of each replica; the mean energy of the last frame goes with each update.
   ProgressMeter meter(console().progress_sink(), "md", "steps", opt.steps, state.step);
   md.run(state, [&](const LangevinState& s, const torch::Tensor& u) {
@@ -199,9 +204,13 @@ void run_md(const MdCommandOptions& opt, const GlobalOptions& global) {
     traj.steps.push_back(s.step);
     meter.set_detail(fmt::format("mean U {:.3f} kT", traj.energies.back().mean().item<double>()));
     meter.update(s.step);
-    if (++frames_since_checkpoint >= opt.checkpoint_every) {
+    const auto now = std::chrono::steady_clock::now();
+    if (++frames_since_checkpoint >= opt.checkpoint_every &&
+        std::chrono::duration<double>(now - last_checkpoint).count() >= 10.0 * last_write_seconds) {
       write_arrays(npz, traj, s, opt, backbone);
       frames_since_checkpoint = 0;
+      last_checkpoint = std::chrono::steady_clock::now();
+      last_write_seconds = std::chrono::duration<double>(last_checkpoint - now).count();
     }
   });
   write_arrays(npz, traj, state, opt, backbone);
@@ -259,7 +268,8 @@ void add_md_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--temperature", opt->temperature, "kelvin, molecules only (default 300)");
   cmd->add_option("--report-every", opt->report_every, "steps between saved frames")->capture_default_str();
   cmd->add_option("--checkpoint-every", opt->checkpoint_every,
-                  "frames between atomic rewrites of the .npz")
+                  "frames between atomic rewrites of the .npz (at least; a rewrite also waits 10x the last "
+                  "one's time)")
       ->capture_default_str();
   cmd->add_option("--burn-in", opt->burn_in,
                   "frames left out of the energy autocorrelation report at the end (not of the file)")
