@@ -94,6 +94,19 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
                     JulepSampler kernel, int64_t count, uint64_t seed,
                     const std::function<void(int64_t, int64_t)>& progress = {}, const ChunkCache& cache = {});
 
+// Reverse annealed importance sampling, the upper half of bidirectional Monte Carlo: chains
+// start at exact samples y of exp(-U) / Z (e.g. a long MD run, anchored) and follow the MALA/HMC
+// path backwards, t_T = 1 -> t_1, ending on the prior's exact log q:
+//   log w = sum_{j=T-1..1} [U_{t_{j+1}}(y_j) - U_{t_j}(y_j)] + U_{t_1}(y_0) + log q(y_0)
+// with y_j the chain after `moves` moves that leave exp(-U_{t_j}) invariant. E[w] = 1 / Z, so
+// -log mean w over-estimates log Z on average (Jensen) as forward AIS under-estimates it: the two
+// bracket log Z. Step sizes come from a forward pilot (options.pilot chains) and then stay fixed.
+// Only "mala" (no resampling). Returns log_w = the reverse log weights, log_z = -log mean w,
+// ess = their normalised ESS, y = where the chains ended (near the prior).
+AnnealResult reverse_anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
+                            const torch::Tensor& exact, uint64_t seed,
+                            const std::function<void(int64_t, int64_t)>& progress = {});
+
 // Systematic resampling: `count` indices (int64, on log_w's device; count < 0: as many as
 // log_w has) drawn with probabilities proportional to exp(log_w), using one uniform u in
 // [0, 1). Non-finite log w count as w = 0; Error when no weight is finite.

@@ -149,4 +149,11 @@ struct Samples {
 // Draws `options.count` weighted samples from the model (seeded with options.seed).
 Samples sample(Model& model, const SamplingOptions& options);
 
+// Reverse MALA/HMC annealing (reverse_anneal, the upper half of bidirectional Monte Carlo) from
+// exact samples of the target, e.g. a long md run: `positions` (B, N, n) in the system's
+// coordinates (any translation), of which options.count are taken, evenly spaced. The [anneal]
+// keys with options' overrides, as sample() uses them; method must be mala. result.log_z is
+// -log mean w_reverse, an estimate of log Z that is high on average where AIS's is low.
+AnnealResult reverse_sample(Model& model, const SamplingOptions& options, const torch::Tensor& positions);
+
 }  // namespace mintjulep

@@ -13,9 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "cli/commands.hpp"
@@ -46,7 +48,53 @@ struct SampleOptions {
   int64_t independence = -1;   // -1: the config's
   int64_t pilot = -1;          // -1: the config's
   std::string path;            // empty: the config's
+  std::string reverse_from;    // exact samples to anneal backwards from
 };
+
+// Configurations from a file for reverse annealing: every frame of an md trajectory
+// (.npz positions (F, R, N, n)), else what read_configurations reads.
+torch::Tensor read_exact_samples(const std::string& path, const Energy& system) {
+  check(fs::exists(path), fmt::format("--reverse-from: file '{}' not found", path));
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) {
+    auto arrays = read_npz(path);
+    auto found = arrays.find("positions");
+    if (found != arrays.end() && found->second.dim() == 4) {
+      auto x = found->second;
+      return x.reshape({-1, x.size(2), x.size(3)}).to(torch::kFloat64);
+    }
+  }
+  return read_configurations(path, system);
+}
+
+// --reverse-from: reverse annealing from exact samples, an estimate of log Z from above.
+void run_reverse(const SampleOptions& opt, Model& model, const SamplingOptions& sampling, const OutputFiles& outputs) {
+  check(!opt.resample_given && outputs.trajectories.empty(),
+        "--reverse-from writes only the reverse weights (.npz); drop --resample and --trajectory");
+  const auto x = read_exact_samples(opt.reverse_from, *model.system);
+  const AnnealResult r = reverse_sample(model, sampling, x);
+  // Delta method: the se of log mean w is sqrt(Var(w / mean w) / M) = sqrt((1 / ESS - 1) / M).
+  const double se = r.ess > 0 ? std::sqrt(std::max(0.0, 1.0 / r.ess - 1.0) / static_cast<double>(opt.count))
+                              : std::numeric_limits<double>::infinity();
+  console().info(fmt::format("reverse MALA annealing from {} exact samples of {} (T = {}): log Z {:.4f} +- {:.4f} "
+                             "(-log mean w; high on average where forward annealing is low), reverse ESS {:.2f}%, "
+                             "{:.1f} s, {} threads\n",
+                             opt.count, opt.reverse_from, r.steps, r.log_z, se, 100 * r.ess, r.seconds,
+                             at::get_num_threads()));
+  write_npz(outputs.npz, {{"log_w_reverse", r.log_w},
+                          {"log_z_reverse", torch::tensor({r.log_z}, torch::kFloat64)},
+                          {"final_positions", r.y}});
+  console().info(fmt::format("wrote {}\n", outputs.npz));
+  console().result({{"run", opt.run},
+                    {"method", "reverse-mala"},
+                    {"reverse_from", opt.reverse_from},
+                    {"num_samples", opt.count},
+                    {"steps", r.steps},
+                    {"reverse_ess", r.ess},
+                    {"log_z_reverse", r.log_z},
+                    {"log_z_reverse_se", se},
+                    {"non_finite", r.num_non_finite},
+                    {"seconds", r.seconds}});
+}
 
 // FNV-1a of a file's bytes ("-" when it is absent): which checkpoint the samples came from.
 std::string file_digest(const fs::path& path) {
@@ -111,6 +159,7 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
       opt.method.empty() ? "kernel" : opt.method, opt.count, opt.seed, opt.chunk, opt.chunk_given, opt.steps, opt.moves,
       opt.leapfrog, opt.schedule_power, opt.independence, opt.pilot, opt.path, model.device.str(), file_digest(folder / "config.toml"), file_digest(folder / "prior.pt"),
       file_digest(folder / "sampler.pt"));
+  if (!opt.reverse_from.empty()) return run_reverse(opt, model, sampling, outputs);
   const Samples samples = sample(model, sampling);
   auto positions = samples.positions, energy = samples.energies, log_w = samples.log_w;
   console().info(fmt::format("{} samples, {} {:.2f}%, log Z {:.4f}, {}, {:.1f} s, {} threads\n",
@@ -213,6 +262,11 @@ void add_sample_command(CLI::App& app, const GlobalOptions& global) {
                   "chains of the step-size pilot run before the first chunk, 0 for none (default: the config's "
                   "[anneal] pilot)")
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  cmd->add_option("--reverse-from", opt->reverse_from,
+                  "instead of sampling: reverse MALA annealing from these exact samples of the target (an md "
+                  ".npz, every frame; or any file md --in reads), --num-samples of them evenly spaced; prints "
+                  "-log mean w, an estimate of log Z that is high on average where forward annealing's is low, "
+                  "and writes the reverse log weights (log_w_reverse) to --out");
   cmd->add_option("--path", opt->path,
                   "MALA/HMC path: soft (the soft-core path) or geometric (-(1-t) log q + t U) (default: the config's "
                   "[anneal] path)")

@@ -4,6 +4,7 @@
 #include <mintjulep/estimators.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
@@ -453,6 +454,76 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
   result.num_non_finite = summary.num_samples - summary.num_finite;
   result.num_nan += summary.num_nan;
   result.num_overflow += summary.num_overflow;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+AnnealResult reverse_anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
+                            const torch::Tensor& exact, uint64_t seed,
+                            const std::function<void(int64_t, int64_t)>& progress) {
+  check_anneal_options(options);
+  check(options.method == "mala",
+        fmt::format("reverse annealing runs MALA/HMC moves without resampling (method mala), not '{}'", options.method));
+  check(exact.dim() == 3 && exact.size(0) >= 1 && exact.size(1) == energy.num_free() && exact.size(2) == energy.dim(),
+        fmt::format("reverse annealing needs anchored configurations of shape (B >= 1, {}, {}), got {}",
+                    energy.num_free(), energy.dim(), fmt::join(exact.sizes(), " x ")));
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t T = options.steps, count = exact.size(0);
+  const double length = energy.energy().length_scale();
+  std::vector<double> h(static_cast<size_t>(T), std::min(options.step_size, options.max_step_size * length * length));
+  if (options.pilot > 0) {
+    torch::manual_seed(seed);
+    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
+    std::mt19937_64 pilot_rng(seq);
+    run_mala_chunk(prior, energy, options, options.pilot, h, /*online=*/true, pilot_rng);
+  }
+  const auto like = prior->sample(1);  // the prior's device and type
+  torch::NoGradGuard no_grad;
+  AnnealResult result;
+  result.steps = T;
+  result.step_sizes = h;
+  result.acceptance.assign(static_cast<size_t>(T), 0.0);
+  const auto time = [&](int64_t j) {
+    return std::pow(static_cast<double>(j) / static_cast<double>(T), options.schedule_power);
+  };
+  std::vector<torch::Tensor> ys, log_ws;
+  for (int64_t done = 0, index = 0; done < count; ++index) {
+    const int64_t b = std::min(options.chunk, count - done);
+    seed_chunk(seed, index);
+    auto y = exact.narrow(0, done, b).to(like.options()).clone();
+    Potential cur = potential(prior, energy, y, time(T), options.geometric_path);
+    auto log_w = torch::zeros({b}, y.options().dtype(torch::kFloat64));
+    for (int64_t j = T - 1; j >= 1; --j) {
+      const double t = time(j);
+      auto next = potential(prior, energy, y, t, options.geometric_path, &cur);
+      log_w = log_w + (cur.u - next.u);
+      cur = next;
+      double accepted = 0;
+      for (int64_t m = 0; m < options.moves; ++m)
+        accepted += options.leapfrog == 1
+                        ? mala_move(prior, energy, y, cur, t, options.geometric_path, h[static_cast<size_t>(j - 1)])
+                        : hmc_move(prior, energy, y, cur, t, options.geometric_path, h[static_cast<size_t>(j - 1)],
+                                   options.leapfrog);
+      result.acceptance[static_cast<size_t>(j - 1)] +=
+          accepted / static_cast<double>(options.moves) * static_cast<double>(b) / static_cast<double>(count);
+      for (int64_t m = 0; m < options.independence; ++m)
+        independence_move(prior, energy, y, cur, t, options.geometric_path);
+    }
+    // The last increment, to the prior itself: log q(y_0) - log pi_1(y_0) with the exact log q.
+    log_w = log_w + cur.u + prior->log_prob(y).detach().to(torch::kFloat64);
+    ys.push_back(y);
+    log_ws.push_back(log_w);
+    done += b;
+    if (progress) progress(done, count);
+  }
+  result.y = torch::cat(ys);
+  result.log_w = torch::cat(log_ws);
+  auto summary = summarize_log_weights(result.log_w);
+  result.log_z = -summary.log_z;
+  result.ess = summary.ess;
+  result.num_non_finite = summary.num_samples - summary.num_finite;
+  result.num_nan = summary.num_nan;
+  result.num_overflow = summary.num_overflow;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

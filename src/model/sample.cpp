@@ -17,6 +17,52 @@
 
 namespace mintjulep {
 
+namespace {
+
+// The model's [anneal] options with the command's overrides.
+AnnealOptions anneal_options(const Model& model, const SamplingOptions& opt) {
+  AnnealOptions anneal = model.config.anneal;
+  anneal.method = opt.method;
+  if (opt.steps > 0) anneal.steps = opt.steps;
+  if (opt.moves > 0) anneal.moves = opt.moves;
+  if (opt.leapfrog > 0) anneal.leapfrog = opt.leapfrog;
+  if (opt.schedule_power > 0) anneal.schedule_power = opt.schedule_power;
+  if (opt.independence >= 0) anneal.independence = opt.independence;
+  if (opt.pilot >= 0) anneal.pilot = opt.pilot;
+  if (!opt.path.empty()) anneal.geometric_path = anneal_path_is_geometric(opt.path);
+  if (opt.chunk_given) anneal.chunk = opt.chunk;
+  check_anneal_options(anneal);
+  return anneal;
+}
+
+}  // namespace
+
+AnnealResult reverse_sample(Model& model, const SamplingOptions& opt, const torch::Tensor& positions) {
+  check(opt.method == "mala", fmt::format("reverse annealing needs --method mala, not '{}'",
+                                          opt.method.empty() ? "the trained kernel" : opt.method));
+  check(positions.dim() == 3 && positions.size(1) == model.energy->num_free() + 1 &&
+            positions.size(2) == model.energy->dim(),
+        fmt::format("reverse annealing needs configurations of shape (B, {}, {}) for {}", model.energy->num_free() + 1,
+                    model.energy->dim(), model.system->name()));
+  const int64_t available = positions.size(0);
+  check(opt.count >= 1 && opt.count <= available,
+        fmt::format("--num-samples {} for reverse annealing, but the file holds {} configurations; ask for at most {}",
+                    opt.count, available, available));
+  model.system->check_positions(positions, "reverse annealing start");
+  // Evenly spaced over the file (an md trajectory's frames are correlated in time).
+  auto index = (torch::arange(opt.count, torch::kFloat64) * (static_cast<double>(available) / opt.count))
+                   .floor()
+                   .to(torch::kLong);
+  auto y = model.energy->to_anchored(positions.index_select(0, index).to(torch::kFloat64));
+  const AnnealOptions anneal = anneal_options(model, opt);
+  ProgressMeter meter(progress_sink(model), "reverse anneal mala", "chains", opt.count);
+  auto r = reverse_anneal(anneal, model.prior, *model.energy, y.to(model.prior->logits.device()), opt.seed,
+                          [&](int64_t done, int64_t) { meter.update(done); });
+  r.y = model.energy->to_full(r.y).to(torch::kCPU, torch::kFloat64);
+  r.log_w = r.log_w.to(torch::kCPU);
+  return r;
+}
+
 Samples sample(Model& model, const SamplingOptions& opt) {
   check(opt.count >= 1, "--num-samples must be >= 1");
   check(opt.chunk >= 1, "--chunk must be >= 1");
@@ -73,17 +119,7 @@ Samples sample(Model& model, const SamplingOptions& opt) {
     y = batch.y;
     log_w = batch.log_w;
   } else {
-    AnnealOptions anneal = model.config.anneal;
-    anneal.method = opt.method;
-    if (opt.steps > 0) anneal.steps = opt.steps;
-    if (opt.moves > 0) anneal.moves = opt.moves;
-    if (opt.leapfrog > 0) anneal.leapfrog = opt.leapfrog;
-    if (opt.schedule_power > 0) anneal.schedule_power = opt.schedule_power;
-    if (opt.independence >= 0) anneal.independence = opt.independence;
-    if (opt.pilot >= 0) anneal.pilot = opt.pilot;
-    if (!opt.path.empty()) anneal.geometric_path = anneal_path_is_geometric(opt.path);
-    if (opt.chunk_given) anneal.chunk = opt.chunk;
-    check_anneal_options(anneal);
+    const AnnealOptions anneal = anneal_options(model, opt);
     AnnealResult result;
     run_annealing(model, anneal, opt.count, opt.seed, &result, cache);
     y = result.y;

@@ -79,6 +79,30 @@ expect_error "bad schedule" "schedule_power must be positive" train "$work/bad5.
 expect_error "julep without a kernel" "sampler.pt" sample "$work/mint" --method julep --out "$work/x.npz" --threads 1
 expect_error "unknown method" "--method must be prior or an annealing method, got 'hmc'" sample "$work/mint" --method hmc --out "$work/x.npz" --threads 1
 
+# Reverse annealing from exact samples (the DW-4 reference md run, every frame).
+ref="$(cd "$(dirname "$0")/../../data" && pwd)/dw4-reference.npz"
+"$bin" sample "$work/mint" --method mala --steps 4 --pilot 50 --num-samples 200 --reverse-from "$ref" \
+  --out "$work/r.npz" --threads 1 >"$work/out7" 2>&1 || fail "sample --reverse-from exited $?: $(cat "$work/out7")"
+grep -q "reverse MALA annealing from 200 exact samples of .* (T = 4): log Z [0-9.]* +- [0-9.]*" "$work/out7" ||
+  fail "no reverse summary: $(cat "$work/out7")"
+py=${PYTHON3:-python3}
+"$py" -c "import numpy" 2>/dev/null || py=/usr/bin/python3  # Debian's python3-numpy
+"$py" - "$work/r.npz" <<'PY' || fail "reverse weights file"
+import sys, numpy as np
+d = np.load(sys.argv[1])
+lw = d["log_w_reverse"]
+assert lw.shape == (200,) and np.isfinite(lw).all(), lw.shape
+m = lw.max()
+assert abs(d["log_z_reverse"][0] + (m + np.log(np.exp(lw - m).mean()))) < 1e-9, d["log_z_reverse"]
+assert d["final_positions"].shape == (200, 4, 2)
+PY
+expect_error "reverse from a missing file" "--reverse-from: file '$work/none.npz' not found" sample "$work/mint" \
+  --method mala --reverse-from "$work/none.npz" --out "$work/x.npz" --threads 1
+expect_error "reverse with SMC" "reverse annealing needs --method mala, not 'smc-mala'" sample "$work/mint" \
+  --method smc-mala --reverse-from "$ref" --out "$work/x.npz" --threads 1
+expect_error "reverse from too few" "ask for at most" sample "$work/mint" --method mala --num-samples 100000000 \
+  --reverse-from "$ref" --out "$work/x.npz" --threads 1
+
 # Bad [anneal] values.
 sed 's/method = "smc-mala"/method = "smc"/' "$work/tiny.toml" >"$work/bad1.toml"
 expect_error "bad method" "[anneal] annealing method 'smc' is unknown" train "$work/bad1.toml" --out "$work/bad"
