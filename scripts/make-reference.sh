@@ -125,6 +125,6 @@ summary=$(awk -v s="$system" -v f="$frames" -v r="$replicas" -v e="$every" -v dt
 echo "# $summary" >>"$log"
 cat "$log.run" >>"$log" && rm -f "$log.run"
 # The log names the scratch folder TMP and the files of this tree relative to it.
-sed -i "s|$work|TMP|g; s|$root/||g" "$log"
+sed -i "s|$work|TMP|g; s|$bin|mintjulep|g; s|$root/||g" "$log"
 echo "$summary"
 echo "wrote $name.npz, $name.json, $name.txt, $name.npz.sha256"
