@@ -8,7 +8,7 @@
 # Settings (environment): PYTHON (python3), CUDA_DEPS (.cuda-deps), CUDA_PREFIX
 # (/tmp/cuda-prefix), BUILD_DIR (build-cuda), JOBS (nproc), TORCH_CUDA_ARCH_LIST (9.0),
 # CUDA_ARCHITECTURES (90), MINTJULEP_BUILD_TESTS / MINTJULEP_BUILD_BENCHMARKS (ON / OFF),
-# CONFIGURE_ONLY (0).
+# CONFIGURE_ONLY (0), KEEP_GOING (0).
 # Also works against a CPU LibTorch (Debian's 1.13) when nvcc is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -144,7 +144,10 @@ CMAKE
   fi
 fi
 [ "${CONFIGURE_ONLY:-0}" = 1 ] && exit 0
-cmake --build "$build" --parallel "$jobs"
+# KEEP_GOING=1: report every failing file, not just the first.
+keep=()
+[ "${KEEP_GOING:-0}" = 1 ] && { [ -f "$build/build.ninja" ] && keep=(-- -k 0) || keep=(-- -k); }
+cmake --build "$build" --parallel "$jobs" "${keep[@]}"
 
 cat >"$build/env.sh" <<ENV
 # Run-time library path for the binaries in $build (source this file).

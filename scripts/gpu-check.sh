@@ -53,7 +53,7 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 # ---- build (GPU_CHECK_SKIP_BUILD=1: use the binaries already in BUILD_DIR)
 if [ "${GPU_CHECK_SKIP_BUILD:-0}" = 1 ]; then
   log "build skipped: using $bin"
-elif ! stage build 330 "$OUT/build.log" env BUILD_DIR="$bin" JOBS="$(nproc)" bash scripts/build-cuda.sh; then
+elif ! stage build 330 "$OUT/build.log" env BUILD_DIR="$bin" JOBS="$(nproc)" KEEP_GOING=1 bash scripts/build-cuda.sh; then
   { echo "--- last lines of build.log"; grep -E "error|Error|FAILED" "$OUT/build.log" | head -20; tail -30 "$OUT/build.log"; } >>"$summary"
 fi
 if [ ! -x "$bin/mintjulep" ]; then
@@ -110,6 +110,16 @@ PY
 run dw4-cuda "$work/dw4.toml" --device cuda
 run ala2-cuda "$work/ala2.toml" --device cuda
 run dw4-cpu "$work/dw4.toml" --device cpu --threads 2
+# Exact MALA annealing of LJ-55 (no network: prior-only run folders), 1000 chains at once,
+# 200 temperatures x 5 moves, on cuda and on the CPU with 2 threads.
+anneal() {
+  local name=$1; shift
+  stage "anneal $name" 150 "$runs" "${timer[@]}" bash -c '"$0" train configs/lj55-half.toml --stage mint --out "$1" --seed 1 "${@:2}" >/dev/null &&
+    "$0" sample "$1" --method mala --steps 200 --num-samples 1000 --chunk 1000 --pilot 0 --seed 2 --out "$1/samples.npz" "${@:2}"' \
+    "$bin/mintjulep" "$work/$name" "$@"
+}
+anneal lj55-mala-cuda --device cuda
+anneal lj55-mala-cpu --device cpu --threads 2
 grep -E "Elapsed \(wall|Maximum resident|^=== " "$runs" >>"$timing" 2>/dev/null
 
 log "total $(( $(date +%s) - start )) s of a ${budget} s budget"

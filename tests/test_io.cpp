@@ -23,10 +23,10 @@ class TempDir : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("mintjulep_io_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
+    remove_tree(dir_.string());
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { remove_tree(dir_.string()); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   void write_text(const std::string& name, const std::string& text) const {
     std::ofstream(path(name), std::ios::binary) << text;

@@ -303,7 +303,7 @@ TEST(ReadWeightedConfigurations, MdFramesAndSampleFiles) {
   // Unequal weights are no reference; four particles are not LJ-13's thirteen.
   EXPECT_THROW(read_weighted_configurations(samples, nullptr, options), Error);
   EXPECT_THROW(read_weighted_configurations(samples, make_system("lj13").get(), {}), Error);
-  std::filesystem::remove_all(dir);
+  remove_tree(dir.string());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The library's model API: building from a built-in system name or a user-provided energy,
 // sampling, and saving and loading run folders.
 #include <mintjulep/error.hpp>
+#include <mintjulep/io.hpp>
 #include <mintjulep/model.hpp>
 #include <mintjulep/systems.hpp>
 
@@ -64,7 +65,7 @@ TEST(Model, SamplesCarryPositionsWeightsAndEnergies) {
 
 TEST(Model, SavedRunLoadsBackWithAUserEnergy) {
   const auto folder = (fs::temp_directory_path() / "mintjulep_test_model_run").string();
-  fs::remove_all(folder);
+  remove_tree(folder);
   auto config = small_config();
   Model model = build_model(config, torch::kCPU, false, silent_log());
   save_run(model, folder);
@@ -72,7 +73,7 @@ TEST(Model, SavedRunLoadsBackWithAUserEnergy) {
   Model loaded = load_run(folder, make_system("dw4"), config, torch::kCPU, true, silent_log());
   expect_same_parameters(*model.sampler, *loaded.sampler);
   EXPECT_THROW(load_run(folder + "-missing", torch::kCPU), Error);
-  fs::remove_all(folder);
+  remove_tree(folder);
 }
 
 }  // namespace

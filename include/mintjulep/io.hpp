@@ -12,6 +12,12 @@ namespace mintjulep {
 
 class Energy;
 
+// Removes a file or a folder with everything in it; a missing path is no error. Returns false
+// when something could not be removed. Use this, not std::filesystem::remove_all: CUDA builds of
+// LibTorch 2.x export a copy of remove_all of their own, which the dynamic linker binds ahead of
+// libstdc++'s, and that copy crashes.
+bool remove_tree(const std::string& path) noexcept;
+
 // Reads a numpy .npy array (format 1.0-3.0) of float32, float64, int32 or int64, little
 // endian, C or Fortran order, into a CPU tensor of the same dtype. Throws Error on a missing,
 // truncated or unsupported file.

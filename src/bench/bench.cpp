@@ -340,7 +340,8 @@ json run_cell(Grid& grid, const Cell& c, const std::string& prefix) {
   }
   // The cell's own copy of its run folder: `mintjulep sample CELL/run` reproduces it.
   const fs::path cell_run = c.folder / "run";
-  fs::remove_all(cell_run);
+  check(remove_tree(cell_run.string()),
+        fmt::format("cannot remove the old '{}': check the folder's permissions", cell_run.string()));
   fs::create_directories(c.folder);
   fs::copy(run, cell_run, fs::copy_options::recursive);
   const auto sample_start = SteadyClock::now();

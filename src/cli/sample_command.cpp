@@ -214,8 +214,7 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   // The .npz first: it holds the weights, which a DCD file cannot.
   write_npz(outputs.npz, arrays);
   for (const auto& path : outputs.trajectories) write_trajectory(path, positions, *model.system, labels);
-  std::error_code ec;  // the outputs are complete: the finished chunks are not needed any more
-  fs::remove_all(sampling.partial_folder, ec);
+  remove_tree(sampling.partial_folder);  // the outputs are complete: the chunks are not needed any more
   console().info(fmt::format("wrote {}\n", outputs.describe()));
   result["outputs"] = outputs.all();
   console().result(result);

@@ -1,14 +1,28 @@
 #include "io/atomic_file.hpp"
 
 #include <mintjulep/error.hpp>
+#include <mintjulep/io.hpp>
 
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace mintjulep {
+
+bool remove_tree(const std::string& path) noexcept {
+  struct stat info;
+  if (::lstat(path.c_str(), &info) != 0) return errno == ENOENT;
+  // Depth first (children before their folder), not following symbolic links; C library calls
+  // only, see io.hpp.
+  auto remove_one = [](const char* name, const struct stat*, int, struct FTW*) {
+    return ::remove(name) == 0 || errno == ENOENT ? 0 : -1;
+  };
+  return ::nftw(path.c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS) == 0;
+}
 
 std::string write_error(const std::string& path, int error) {
   const std::string reason = std::strerror(error);
