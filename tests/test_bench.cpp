@@ -115,7 +115,8 @@ TEST(BenchPlan, ResolvesConfigsBudgetsAndReferences) {
   EXPECT_EQ(dw4.reference_positions.size(0), dw4.reference_energies.size(0));
   const BenchSystem& half = plan.systems[1];
   EXPECT_EQ(fs::path(half.config).filename(), "lj13-half.toml");  // its own config
-  EXPECT_TRUE(half.reference.empty());
+  EXPECT_EQ(fs::path(half.reference).filename(), "lj13-half-reference.npz");  // data/'s md reference
+  EXPECT_EQ(half.reference_positions.size(0), half.reference_energies.size(0));
   EXPECT_EQ(half.budget.iterations.value(), 20);
   EXPECT_EQ(half.budget.mint_steps.value(), 0);  // configs/lj13-half.toml's untrained Gaussian
   // Without a config of its own, a -half system takes the full system's: a configs folder

@@ -181,7 +181,7 @@ TEST(Config, OutOfRangeNumbersAndControlCharactersAreErrors) {
   for (const std::string text : {"\xef\xbb\xbdtei \n= 1\n", "system = \"dw4\"\n\xc2\xa7 = 1\n",
                                  "system = \"\"\"\\\n\xc2\xa7\"\"\"\n",
                                  // a quote inside a malformed bare value opens no string (found by fuzz_config)
-                                 "system = \"5dw4\"\nthreads = 429le@@@\"0\xd0\xb60rge = 0"}) {
+                                 "system = \"5dw4\"\nthreads = 429le@@@\"0\xd0\xb6" "0rge = 0"}) {
     const std::string message = error_of(write_config("unicode", text));
     EXPECT_NE(message.find("non-ASCII character outside a comment"), std::string::npos) << message;
   }

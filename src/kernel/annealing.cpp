@@ -343,6 +343,23 @@ ChunkResult run_julep_chunk(JulepSampler& kernel, const AnnealOptions& o, int64_
 
 }  // namespace
 
+// The starting MALA/HMC step size of every temperature: options.step_size, at most
+// max_step_size (both in units of the squared length scale).
+std::vector<double> initial_step_sizes(const AnnealOptions& o, const AnchoredEnergy& energy) {
+  const double length = energy.energy().length_scale();
+  return std::vector<double>(static_cast<size_t>(o.steps), std::min(o.step_size, o.max_step_size * length * length));
+}
+
+// Tunes `h` on o.pilot forward chains of their own streams, whose weights are discarded.
+void run_pilot(MintPrior& prior, const AnchoredEnergy& energy, const AnnealOptions& o, uint64_t seed,
+               std::vector<double>& h) {
+  if (o.pilot <= 0) return;
+  torch::manual_seed(seed);
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
+  std::mt19937_64 pilot_rng(seq);
+  run_mala_chunk(prior, energy, o, o.pilot, h, /*online=*/true, pilot_rng);
+}
+
 AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
                     JulepSampler kernel, int64_t count, uint64_t seed,
                     const std::function<void(int64_t, int64_t)>& progress, const ChunkCache& cache) {
@@ -359,12 +376,8 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
   const auto start = std::chrono::steady_clock::now();
   AnnealResult result;
   result.steps = mala ? options.steps : kernel->options().steps;
-  std::vector<double> h(static_cast<size_t>(options.steps), options.step_size);
-  if (mala) {
-    const double length = energy.energy().length_scale();
-    for (auto& v : h) v = std::min(v, options.max_step_size * length * length);
-    result.acceptance.assign(static_cast<size_t>(options.steps), 0.0);
-  }
+  std::vector<double> h = initial_step_sizes(options, energy);
+  if (mala) result.acceptance.assign(static_cast<size_t>(options.steps), 0.0);
   const auto device = prior->logits.device();
   const auto doubles = [](const std::vector<double>& v) {
     return torch::tensor(v, torch::kFloat64);
@@ -396,13 +409,8 @@ AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const Anchore
         h = to_vector(record["h_next"]);
       }
     } else {
-      if (mala && index == 0 && options.pilot > 0) {
-        // The pilot tunes the first chunk's step sizes; later chunks start from the one before.
-        torch::manual_seed(seed);
-        std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
-        std::mt19937_64 pilot_rng(seq);
-        run_mala_chunk(prior, energy, options, options.pilot, h, /*online=*/true, pilot_rng);
-      }
+      // The pilot tunes the first chunk's step sizes; later chunks start from the one before.
+      if (mala && index == 0) run_pilot(prior, energy, options, seed, h);
       // Streams of this chunk's own: it draws the same whether or not earlier chunks ran here.
       seed_chunk(seed, index);
       auto grid_rng = chunk_rng(seed, index, 1);  // the time grid, as sample_julep draws it
@@ -469,15 +477,9 @@ AnnealResult reverse_anneal(const AnnealOptions& options, MintPrior prior, const
                     energy.num_free(), energy.dim(), fmt::join(exact.sizes(), " x ")));
   const auto start = std::chrono::steady_clock::now();
   const int64_t T = options.steps, count = exact.size(0);
-  const double length = energy.energy().length_scale();
-  std::vector<double> h(static_cast<size_t>(T), std::min(options.step_size, options.max_step_size * length * length));
-  if (options.pilot > 0) {
-    torch::manual_seed(seed);
-    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x5a3cu};
-    std::mt19937_64 pilot_rng(seq);
-    run_mala_chunk(prior, energy, options, options.pilot, h, /*online=*/true, pilot_rng);
-  }
-  const auto like = prior->sample(1);  // the prior's device and type
+  std::vector<double> h = initial_step_sizes(options, energy);
+  run_pilot(prior, energy, options, seed, h);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(prior->logits.device());
   torch::NoGradGuard no_grad;
   AnnealResult result;
   result.steps = T;
@@ -490,7 +492,7 @@ AnnealResult reverse_anneal(const AnnealOptions& options, MintPrior prior, const
   for (int64_t done = 0, index = 0; done < count; ++index) {
     const int64_t b = std::min(options.chunk, count - done);
     seed_chunk(seed, index);
-    auto y = exact.narrow(0, done, b).to(like.options()).clone();
+    auto y = exact.narrow(0, done, b).to(f64).clone();
     Potential cur = potential(prior, energy, y, time(T), options.geometric_path);
     auto log_w = torch::zeros({b}, y.options().dtype(torch::kFloat64));
     for (int64_t j = T - 1; j >= 1; --j) {

@@ -178,7 +178,8 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
     model.log(fmt::format("mint: loaded the prior from {}\n", opt.from));
   } else if (mint_done) {
     load_checkpoint(*model.prior, (folder / "prior.pt").string(), model.device);
-    for (const char* key : {"mint_seconds", "mint_steps", "dropped_energies", "prior_fitted_to", "prior_fit_samples"})
+    for (const char* key : {"mint_seconds", "mint_steps", "mint_selected_step", "dropped_energies", "prior_fitted_to",
+                            "prior_fit_samples"})
       if (done.contains(key)) metrics[key] = done[key];
     train_seconds += done["mint_seconds"].get<double>();
     model.log(fmt::format("mint: resumed, the prior trained earlier in {} is loaded\n", out));

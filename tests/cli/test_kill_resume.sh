@@ -155,7 +155,7 @@ t0=$(now)
 "$bin" "${mint_args[@]}" --out "$work/mint-ref" >/dev/null 2>&1 || fail "mint reference run"
 mint_time=$(awk -v a="$(now)" -v b="$t0" "BEGIN { print a - b }")
 kills=0
-for fraction in 0.4 0.35 0.35; do
+for fraction in 0.3 0.3 0.25; do
   delay=$(awk -v t="$mint_time" -v f="$fraction" "BEGIN { print t * f }")
   resume=()
   [ -f "$work/mint/config.toml" ] && resume=(--resume)
