@@ -232,6 +232,24 @@ TEST_F(Xyz, ConfigurationsAreCheckedAgainstTheSystem) {
   EXPECT_THROW(read_configurations(path("x.csv"), *dw4), Error);
 }
 
+TEST_F(Xyz, MdTrajectoryGivesItsLastFrameOrEveryFrameInOrder) {
+  auto dw4 = make_system("dw4");
+  // (F, R, N, n) = (3, 2, 4, 2), every configuration distinct.
+  auto traj = torch::arange(3 * 2 * 4 * 2, torch::kFloat64).reshape({3, 2, 4, 2});
+  write_npz(path("md.npz"), {{"positions", traj}});
+  EXPECT_TRUE(torch::equal(read_configurations(path("md.npz"), *dw4), traj[2]));
+  const auto all = read_configurations(path("md.npz"), *dw4, /*every_md_frame=*/true);
+  ASSERT_EQ(all.sizes(), (std::vector<int64_t>{6, 4, 2}));
+  for (int64_t f = 0; f < 3; ++f)
+    for (int64_t r = 0; r < 2; ++r) EXPECT_TRUE(torch::equal(all[2 * f + r], traj[f][r]));
+  // Every frame is checked, not only the last one.
+  traj[0][1][2][0] = std::numeric_limits<double>::quiet_NaN();
+  write_npz(path("md-nan.npz"), {{"positions", traj}});
+  EXPECT_NO_THROW(read_configurations(path("md-nan.npz"), *dw4));
+  EXPECT_NE(error_message([&] { read_configurations(path("md-nan.npz"), *dw4, true); }).find("configuration 1 "),
+            std::string::npos);
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

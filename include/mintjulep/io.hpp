@@ -110,7 +110,8 @@ void write_trajectory(const std::string& path, const torch::Tensor& positions,
 // configuration), an .xyz file (for n = 2 the z column must be 0; in the system's length
 // unit), a PDB or DCD file (every model/frame, Angstrom converted to the system's length
 // unit) or an .npz with `positions`. Checks shape and that every number is finite. Returns a
-// float64 CPU tensor (B, N, n).
-torch::Tensor read_configurations(const std::string& path, const Energy& system);
+// float64 CPU tensor (B, N, n). An .npz of `md` holds a trajectory (F, R, N, n): its last frame
+// (R configurations) is read, or with every_md_frame all F x R configurations, frame by frame.
+torch::Tensor read_configurations(const std::string& path, const Energy& system, bool every_md_frame = false);
 
 }  // namespace mintjulep

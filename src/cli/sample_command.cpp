@@ -51,26 +51,12 @@ struct SampleOptions {
   std::string reverse_from;    // exact samples to anneal backwards from
 };
 
-// Configurations from a file for reverse annealing: every frame of an md trajectory
-// (.npz positions (F, R, N, n)), else what read_configurations reads.
-torch::Tensor read_exact_samples(const std::string& path, const Energy& system) {
-  check(fs::exists(path), fmt::format("--reverse-from: file '{}' not found", path));
-  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) {
-    auto arrays = read_npz(path);
-    auto found = arrays.find("positions");
-    if (found != arrays.end() && found->second.dim() == 4) {
-      auto x = found->second;
-      return x.reshape({-1, x.size(2), x.size(3)}).to(torch::kFloat64);
-    }
-  }
-  return read_configurations(path, system);
-}
-
 // --reverse-from: reverse annealing from exact samples, an estimate of log Z from above.
 void run_reverse(const SampleOptions& opt, Model& model, const SamplingOptions& sampling, const OutputFiles& outputs) {
   check(!opt.resample_given && outputs.trajectories.empty(),
         "--reverse-from writes only the reverse weights (.npz); drop --resample and --trajectory");
-  const auto x = read_exact_samples(opt.reverse_from, *model.system);
+  check(fs::exists(opt.reverse_from), fmt::format("--reverse-from: file '{}' not found", opt.reverse_from));
+  const auto x = read_configurations(opt.reverse_from, *model.system, /*every_md_frame=*/true);
   const AnnealResult r = reverse_sample(model, sampling, x);
   // Delta method: the se of log mean w is sqrt(Var(w / mean w) / M) = sqrt((1 / ESS - 1) / M).
   const double se = r.ess > 0 ? std::sqrt(std::max(0.0, 1.0 / r.ess - 1.0) / static_cast<double>(opt.count))

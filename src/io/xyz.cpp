@@ -119,7 +119,7 @@ static bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-torch::Tensor read_configurations(const std::string& path, const Energy& system) {
+torch::Tensor read_configurations(const std::string& path, const Energy& system, bool every_md_frame) {
   torch::Tensor x;
   if (ends_with(path, ".npy")) {
     x = read_npy(path);
@@ -132,9 +132,9 @@ torch::Tensor read_configurations(const std::string& path, const Energy& system)
     auto arrays = read_npz(path);
     check(arrays.count("positions"), fmt::format("{}: no 'positions' array in the archive", path));
     x = arrays["positions"];
-    if (x.dim() == 4) {  // an md trajectory (F, R, N, n): its last frame
+    if (x.dim() == 4) {  // an md trajectory (F, R, N, n): its last frame, or every frame
       check(x.size(0) > 0, fmt::format("{}: 'positions' is a trajectory with no frames", path));
-      x = x[x.size(0) - 1];
+      x = every_md_frame ? x.reshape({-1, x.size(2), x.size(3)}) : x[x.size(0) - 1];
     }
   } else if (ends_with(path, ".pdb") || ends_with(path, ".dcd")) {
     // Angstrom, every model or frame, in the system's length unit.
