@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Headline sample counts on a GPU (1e5 samples per seed, which 2 CPU cores take hours for):
+# draws from prior-only run folders (`mintjulep train CONFIG --stage mint --out runs/NAME`,
+# made beforehand on any machine) with `--device cuda`, within one time budget. Run from the
+# repository root after scripts/fetch-cuda-deps.sh (or with a build in BUILD_DIR):
+#   OUT=/some/folder bash scripts/gpu-headline.sh JOB...
+# A JOB is RUN:METHOD:SEEDS[:EXTRA], e.g. runs/ala2-mint:mala:1,2,3 or
+# runs/lj13-half-mint:mala:0:--steps=10000 (options after the third colon, colon-separated); jobs run in the order given and each seed is one
+# time-limited stage, so a spent budget leaves the finished ones. Writes to $OUT: summary.txt
+# (ESS, log Z and wall time per seed), runs.log, timing.log, build.log and, for alanine
+# dipeptide, the per-basin weights of scripts/ala2-weights.py (weights-*.txt).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the folder for the logs}"
+[ $# -gt 0 ] || { echo "usage: OUT=DIR bash scripts/gpu-headline.sh RUN:METHOD:SEEDS[:EXTRA]..." >&2; exit 2; }
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+budget=${GPU_HEADLINE_BUDGET:-540}
+samples=${GPU_HEADLINE_SAMPLES:-100000}
+device=${GPU_HEADLINE_DEVICE:-cuda}   # cpu: a dry run of this script on any machine
+start=$(date +%s)
+summary=$OUT/summary.txt
+timing=$OUT/timing.log
+runs=$OUT/runs.log
+: >"$summary"; : >"$timing"; : >"$runs"
+bin=${BUILD_DIR:-build-cuda}
+work=$(mktemp -d /tmp/gpu-headline.XXXXXX)
+# shellcheck source=scripts/gpu-stages.sh
+source scripts/gpu-stages.sh
+
+log "gpu-headline $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(hostname), $(nproc) cores, $(date -u +%FT%TZ), $samples samples per seed"
+command -v nvidia-smi >/dev/null &&
+  log "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+if [ ! -x "$bin/mintjulep" ]; then
+  stage build 330 "$OUT/build.log" env BUILD_DIR="$bin" JOBS="$(nproc)" KEEP_GOING=1 \
+    MINTJULEP_BUILD_TESTS=OFF bash scripts/build-cuda.sh
+fi
+[ -x "$bin/mintjulep" ] || { log "no binary: nothing to run"; tail -30 "$OUT/build.log" >>"$summary"; exit 1; }
+# shellcheck disable=SC1091
+[ -f "$bin/env.sh" ] && source "$bin/env.sh"
+
+for job in "$@"; do
+  IFS=: read -r run method seeds extra <<<"$job"
+  [ -f "$run/config.toml" ] || { log "SKIP  $job: $run/config.toml not found"; continue; }
+  name=$(basename "$run")-$method
+  for seed in ${seeds//,/ }; do
+    # alanine dipeptide: 1e4 chains at once (about 3 MB each); the clusters: all at once.
+    chunk=$samples
+    grep -q '^system = "ala2' "$run/config.toml" && chunk=10000
+    npz=$work/$name-s$seed.npz
+    before=$(wc -l <"$runs")
+    # shellcheck disable=SC2086
+    stage "$name seed $seed" 400 "$runs" "$bin/mintjulep" sample "$run" --method "$method" \
+      --num-samples "$samples" --chunk "$chunk" --seed "$seed" --device "$device" \
+      --out "$npz" ${extra//:/ }
+    result=$(tail -n +"$((before + 1))" "$runs" | grep -E "^[0-9]+ samples, " | tail -1)
+    log "      $name seed $seed: ${result:-no result}"
+    left=$(limit 300)
+    if [ -f "$npz" ] && [ "$left" -gt 5 ] && grep -q '^system = "ala2' "$run/config.toml"; then
+      timeout "$left" python3 scripts/ala2-weights.py "$npz" 0 >"$OUT/weights-$name-s$seed.txt" 2>&1 &
+    fi
+  done
+done
+wait
+log "total $(( $(date +%s) - start )) s of a ${budget} s budget"
+cat "$timing" >>"$summary"
+rm -rf "$work"

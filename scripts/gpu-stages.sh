@@ -1,0 +1,28 @@
+# Shared by the GPU scripts (sourced, not run): time-limited stages under one time budget.
+# The caller sets: budget (seconds), start (epoch seconds), summary and timing (log files).
+log() { echo "$*" | tee -a "$summary"; }
+now() { date +%s.%N; }
+# Seconds a stage may take: its own limit, but never past the budget (10 s kept in reserve).
+limit() {
+  local left=$((budget - ($(date +%s) - start) - 10))
+  [ "$left" -lt "$1" ] && echo "$left" || echo "$1"
+}
+# stage NAME LIMIT LOG COMMAND...: runs COMMAND with a time limit, appending to LOG; records
+# the exit status and wall time.
+stage() {
+  local name=$1 max; max=$(limit "$2"); local out=$3; shift 3
+  if [ "$max" -le 5 ]; then log "SKIP  $name: the time budget is spent"; return 1; fi
+  echo "=== $name (limit ${max}s): $*" >>"$out"
+  local t0 t1 rc
+  t0=$(now)
+  timeout --kill-after=10 "$max" "$@" >>"$out" 2>&1
+  rc=$?
+  t1=$(now)
+  local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
+  echo "$name: ${secs} s wall, exit $rc" >>"$timing"
+  if [ "$rc" -eq 0 ]; then log "OK    $name (${secs} s)"
+  elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then log "TIME  $name: stopped after ${max} s"
+  else log "FAIL  $name (exit $rc, ${secs} s)"; fi
+  return "$rc"
+}
+
