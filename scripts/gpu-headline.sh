@@ -5,10 +5,12 @@
 # repository root after scripts/fetch-cuda-deps.sh (or with a build in BUILD_DIR):
 #   OUT=/some/folder bash scripts/gpu-headline.sh JOB...
 # A JOB is RUN:METHOD:SEEDS[:EXTRA], e.g. runs/ala2-mint:mala:1,2,3 or
-# runs/lj13-half-mint:mala:0:--steps=10000 (options after the third colon, colon-separated); jobs run in the order given and each seed is one
+# runs/lj13-half-mint:mala:0:n=10000:--steps=100 (after the third colon, colon-separated: n=COUNT
+# samples instead of GPU_HEADLINE_SAMPLES, and options of `sample`), or train:CONFIG:RUN, which
+# makes a prior-only run folder here (`train CONFIG --stage mint --seed 0`); jobs run in the order given and each seed is one
 # time-limited stage, so a spent budget leaves the finished ones. Writes to $OUT: summary.txt
 # (ESS, log Z and wall time per seed), runs.log, timing.log, build.log and, for alanine
-# dipeptide, the per-basin weights of scripts/ala2-weights.py (weights-*.txt).
+# dipeptide, the per-basin weights of scripts/ala2-weights.py (weights.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder for the logs}"
@@ -40,28 +42,43 @@ fi
 [ -f "$bin/env.sh" ] && source "$bin/env.sh"
 
 for job in "$@"; do
+  # train:CONFIG:RUN: a prior-only run folder made here (`train CONFIG --stage mint`, seed 0).
+  if [[ $job == train:* ]]; then
+    IFS=: read -r _ config run <<<"$job"
+    before=$(wc -l <"$runs")
+    stage "train $(basename "$run")" "${GPU_HEADLINE_TRAIN_LIMIT:-300}" "$runs" "$bin/mintjulep" train "$config" --stage mint \
+      --out "$run" --seed 0 --device "$device"
+    result=$(tail -n +"$((before + 1))" "$runs" | grep -E "^mint: prior ESS" | tail -1)
+    log "      $(basename "$run"): ${result:-no result}"
+    continue
+  fi
   IFS=: read -r run method seeds extra <<<"$job"
   [ -f "$run/config.toml" ] || { log "SKIP  $job: $run/config.toml not found"; continue; }
   name=$(basename "$run")-$method
+  count=$samples
+  options=()
+  for word in ${extra//:/ }; do
+    if [[ $word == n=* ]]; then count=${word#n=}; else options+=("$word"); fi
+  done
   for seed in ${seeds//,/ }; do
     # alanine dipeptide: 1e4 chains at once (about 3 MB each); the clusters: all at once.
-    chunk=$samples
-    grep -q '^system = "ala2' "$run/config.toml" && chunk=10000
+    chunk=$count
+    grep -q '^system = "ala2' "$run/config.toml" && [ "$chunk" -gt 10000 ] && chunk=10000
     npz=$work/$name-s$seed.npz
     before=$(wc -l <"$runs")
-    # shellcheck disable=SC2086
     stage "$name seed $seed" 400 "$runs" "$bin/mintjulep" sample "$run" --method "$method" \
-      --num-samples "$samples" --chunk "$chunk" --seed "$seed" --device "$device" \
-      --out "$npz" ${extra//:/ }
+      --num-samples "$count" --chunk "$chunk" --seed "$seed" --device "$device" \
+      --out "$npz" "${options[@]}"
     result=$(tail -n +"$((before + 1))" "$runs" | grep -E "^[0-9]+ samples, " | tail -1)
     log "      $name seed $seed: ${result:-no result}"
     left=$(limit 300)
     if [ -f "$npz" ] && [ "$left" -gt 5 ] && grep -q '^system = "ala2' "$run/config.toml"; then
-      timeout "$left" python3 scripts/ala2-weights.py "$npz" 0 >"$OUT/weights-$name-s$seed.txt" 2>&1 &
+      timeout "$left" python3 scripts/ala2-weights.py "$npz" 5 >"$work/weights-$name-s$seed.txt" 2>&1 &
     fi
   done
 done
 wait
+for f in "$work"/weights-*.txt; do [ -e "$f" ] && { echo "== $(basename "$f" .txt)"; cat "$f"; }; done >"$OUT/weights.txt"
 log "total $(( $(date +%s) - start )) s of a ${budget} s budget"
 cat "$timing" >>"$summary"
 rm -rf "$work"

@@ -200,7 +200,10 @@ void run_sample(const SampleOptions& given, const GlobalOptions& global) {
   // The .npz first: it holds the weights, which a DCD file cannot.
   write_npz(outputs.npz, arrays);
   for (const auto& path : outputs.trajectories) write_trajectory(path, positions, *model.system, labels);
-  remove_tree(sampling.partial_folder);  // the outputs are complete: the chunks are not needed any more
+  // The outputs are complete: the chunks are not needed any more. A folder that stays behind
+  // (permissions, a full disk) is only clutter, so it is reported, not an error.
+  if (!remove_tree(sampling.partial_folder))
+    console().warning(fmt::format("could not remove the chunk folder {}; delete it by hand", sampling.partial_folder));
   console().info(fmt::format("wrote {}\n", outputs.describe()));
   result["outputs"] = outputs.all();
   console().result(result);

@@ -341,8 +341,6 @@ ChunkResult run_julep_chunk(JulepSampler& kernel, const AnnealOptions& o, int64_
   return out;
 }
 
-}  // namespace
-
 // The starting MALA/HMC step size of every temperature: options.step_size, at most
 // max_step_size (both in units of the squared length scale).
 std::vector<double> initial_step_sizes(const AnnealOptions& o, const AnchoredEnergy& energy) {
@@ -359,6 +357,8 @@ void run_pilot(MintPrior& prior, const AnchoredEnergy& energy, const AnnealOptio
   std::mt19937_64 pilot_rng(seq);
   run_mala_chunk(prior, energy, o, o.pilot, h, /*online=*/true, pilot_rng);
 }
+
+}  // namespace
 
 AnnealResult anneal(const AnnealOptions& options, MintPrior prior, const AnchoredEnergy& energy,
                     JulepSampler kernel, int64_t count, uint64_t seed,
