@@ -55,6 +55,13 @@ torch::Tensor AnchoredEnergy::to_full(const torch::Tensor& y) const {
 }
 
 torch::Tensor AnchoredEnergy::value(const torch::Tensor& y, double t) const {
+  // With no gradient to carry, the closed-form pass of the pair energies (CPU) beats the
+  // tensor ops several times on large batches (they materialise every pair); its gradient is
+  // discarded.
+  if (!y.requires_grad()) {
+    torch::Tensor v, grad_x;
+    if (energy_->closed_form_energy_and_gradient(to_full(y), t, v, grad_x)) return v.to(y.scalar_type());
+  }
   return energy_->energy(to_full(y), t);
 }
 
