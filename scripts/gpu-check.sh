@@ -12,19 +12,10 @@ cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 budget=${GPU_CHECK_BUDGET:-450}
-start=$(date +%s)
-summary=$OUT/summary.txt
-timing=$OUT/timing.log
-runs=$OUT/runs.log
-: >"$summary"; : >"$timing"; : >"$runs"; echo "[]" >"$OUT/metrics.json"
-bin=${BUILD_DIR:-build-cuda}
-work=$(mktemp -d /tmp/gpu-check.XXXXXX)
 # shellcheck source=scripts/gpu-stages.sh
 source scripts/gpu-stages.sh
-
-log "gpu-check $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)"
-command -v nvidia-smi >/dev/null &&
-  log "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+stages_begin gpu-check
+echo "[]" >"$OUT/metrics.json"
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "cxx11 abi", torch._C._GLIBCXX_USE_CXX11_ABI)' 2>&1 | tee -a "$summary"
 
 # ---- build (GPU_CHECK_SKIP_BUILD=1: use the binaries already in BUILD_DIR)

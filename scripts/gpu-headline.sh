@@ -20,19 +20,9 @@ OUT=$(cd "$OUT" && pwd)
 budget=${GPU_HEADLINE_BUDGET:-540}
 samples=${GPU_HEADLINE_SAMPLES:-100000}
 device=${GPU_HEADLINE_DEVICE:-cuda}   # cpu: a dry run of this script on any machine
-start=$(date +%s)
-summary=$OUT/summary.txt
-timing=$OUT/timing.log
-runs=$OUT/runs.log
-: >"$summary"; : >"$timing"; : >"$runs"
-bin=${BUILD_DIR:-build-cuda}
-work=$(mktemp -d /tmp/gpu-headline.XXXXXX)
 # shellcheck source=scripts/gpu-stages.sh
 source scripts/gpu-stages.sh
-
-log "gpu-headline $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(hostname), $(nproc) cores, $(date -u +%FT%TZ), $samples samples per seed"
-command -v nvidia-smi >/dev/null &&
-  log "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+stages_begin gpu-headline "$samples samples per seed"
 if [ ! -x "$bin/mintjulep" ]; then
   stage build 330 "$OUT/build.log" env BUILD_DIR="$bin" JOBS="$(nproc)" KEEP_GOING=1 \
     MINTJULEP_BUILD_TESTS=OFF bash scripts/build-cuda.sh

@@ -1,5 +1,5 @@
 # Shared by the GPU scripts (sourced, not run): time-limited stages under one time budget.
-# The caller sets: budget (seconds), start (epoch seconds), summary and timing (log files).
+# The caller sets OUT (an existing folder) and budget (seconds), then calls stages_begin.
 log() { echo "$*" | tee -a "$summary"; }
 now() { date +%s.%N; }
 # Seconds a stage may take: its own limit, but never past the budget (10 s kept in reserve).
@@ -26,3 +26,20 @@ stage() {
   return "$rc"
 }
 
+
+# stages_begin NAME [WHAT]: starts the clock; empties summary.txt, timing.log and runs.log in
+# $OUT; sets bin (BUILD_DIR, default build-cuda) and a scratch folder work; logs the commit,
+# machine and GPU.
+stages_begin() {
+  start=$(date +%s)
+  summary=$OUT/summary.txt
+  timing=$OUT/timing.log
+  runs=$OUT/runs.log
+  : >"$summary"; : >"$timing"; : >"$runs"
+  bin=${BUILD_DIR:-build-cuda}
+  work=$(mktemp -d "/tmp/$1.XXXXXX")
+  log "$1 $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)${2:+, $2}"
+  if command -v nvidia-smi >/dev/null; then
+    log "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+  fi
+}
