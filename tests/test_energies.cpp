@@ -146,6 +146,22 @@ TEST_P(EverySystem, ClosedFormGradientMatchesAutograd) {
   }
 }
 
+// AnchoredEnergy::value also takes the closed-form pass when y carries no gradient; it must equal
+// the system's tensor expression, and stay differentiable when y requires grad.
+TEST_P(EverySystem, AnchoredValueEqualsTheTensorExpressionWithAndWithoutGrad) {
+  auto s = system();
+  AnchoredEnergy energy(s, 1);
+  auto y = energy.to_anchored(configurations(29, 18));
+  for (double t : {0.0, 0.37, 1.0}) {
+    auto reference = s->energy(energy.to_full(y), t);
+    EXPECT_LT(max_relative_error(energy.value(y, t), reference), 1e-12) << "t = " << t;
+    auto y_grad = y.clone().requires_grad_(true);
+    auto v = energy.value(y_grad, t);
+    ASSERT_TRUE(v.requires_grad()) << "t = " << t;
+    EXPECT_LT(max_relative_error(v.detach(), reference), 1e-12) << "t = " << t;
+  }
+}
+
 TEST_P(EverySystem, InvariantUnderRotationsReflectionsTranslationsPermutations) {
   auto s = system();
   auto x = configurations(8, 13);
