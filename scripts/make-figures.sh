@@ -207,7 +207,7 @@ if [ "$only" != dw4 ]; then
         need_binary "building the alanine dipeptide prior"
         if [ "$smoke" -eq 1 ]; then
           # a small prior: two rotamers, no methyl averaging, no evaluation to speak of
-          quick_config "$root/configs/ala2.toml" "$tmp/ala2-mint.toml" eval_samples=100
+          quick_config "$root/configs/ala2.toml" "$tmp/ala2-mint.toml" eval_samples=100 steps=0
           sed -e 's/^components = .*/components = 2/' -e 's/^starts_per_component = [0-9]*/starts_per_component = 1/' \
               -e 's/^rotor_symmetry = true/rotor_symmetry = false/' "$tmp/ala2-mint.toml" >"$work/ala2.toml"
         else

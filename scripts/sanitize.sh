@@ -22,6 +22,7 @@ default_filter+=':Langevin.AlanineDipeptideEnergyMatchesOpenMM:JulepWeights.AreU
 default_filter+=':PisDds/Baselines.*'
 default_filter+=':Annealing.IndependenceMovesKeepAisUnbiasedAndRaiseThePathEss:Annealing.MalaAisIsUnbiasedForATwoModeMixture'
 default_filter+=':RotorSymmetry.RotorWideningAddsVarianceAlongTheRigidTurnOnly'
+default_filter+=':InternalPriorEm.TheTrueParametersAreAFixedPoint:InternalPriorEm.ImportanceWeightsMoveTheComponentOntoATargetInTheFamily'
 filter=${SANITIZE_FILTER:-$default_filter}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

@@ -155,8 +155,10 @@ TEST(ZMatrix, ErrorsAreClear) {
 
 // A 5-atom molecule-like graph: the anchor 1 bonded to 0, 2 and 3, and 4 bonded to 2; atom 3
 // is placed against the frame (an improper torsion), atom 4 about the bond 2 - 1.
-MintPrior chain_prior(int64_t components, uint64_t seed, double spread = 0.2) {
+MintPrior chain_prior(int64_t components, uint64_t seed, double spread = 0.2,
+                      std::vector<std::vector<int64_t>> symmetries = {}) {
   MintPriorOptions o;
+  o.symmetries = std::move(symmetries);
   o.family = "internal";
   o.num_free = 4;
   o.dim = 3;
@@ -226,6 +228,74 @@ TEST(InternalPrior, SamplerMatchesDensity) {
   auto y = q->sample(count);
   auto ratio = torch::exp(chunked_log_prob(q2, y) - chunked_log_prob(q, y));
   EXPECT_TRUE(testing::mean_is_one(ratio, 0.02));
+}
+
+// Each component's covariance in u, (K, D, D).
+torch::Tensor component_covariances(const MintPrior& prior) {
+  auto inverse = torch::inverse(prior->precision_factor());
+  return torch::matmul(inverse, inverse.transpose(1, 2));
+}
+
+TEST(InternalPriorEm, TheTrueParametersAreAFixedPoint) {
+  // Unweighted draws of the mixture itself: one EM step (no shrinkage) must return the
+  // parameters it started from up to sampling error, with and without averaging over a
+  // relabelling (atoms 0 and 3 swapped). Wrong responsibilities (a missing Jacobian, reflection
+  // or relabelling term) would move them.
+  for (bool symmetric : {false, true}) {
+    auto prior = chain_prior(3, 51, 0.2, symmetric ? std::vector<std::vector<int64_t>>{{0, 1, 2, 3, 4}, {3, 1, 2, 0, 4}}
+                                                   : std::vector<std::vector<int64_t>>{});
+    torch::NoGradGuard no_grad;
+    prior->logits.copy_(torch::tensor({0.0, 0.3, -0.2}, f64));
+    auto mean = prior->mean.clone(), weights = prior->weights(), cov = component_covariances(prior);
+    torch::manual_seed(52);
+    auto y = prior->sample(100000);
+    auto effective = prior->em_step(y, torch::zeros({y.size(0)}, f64), 0.0);
+    EXPECT_GT(effective.min().item<double>(), 15000);
+    EXPECT_LT((prior->weights() - weights).abs().max().item<double>(), 0.01) << symmetric;
+    const auto sd = cov.diagonal(0, 1, 2).sqrt();
+    EXPECT_LT(((prior->mean - mean) / sd).abs().max().item<double>(), 0.05) << symmetric;
+    auto relative = (component_covariances(prior) - cov).norm(2, {1, 2}) / cov.norm(2, {1, 2});
+    EXPECT_LT(relative.max().item<double>(), 0.05) << symmetric;
+  }
+}
+
+TEST(InternalPriorEm, ImportanceWeightsMoveTheComponentOntoATargetInTheFamily) {
+  // One broad component q, target q' of the same family (same torsion centre): weighted by
+  // q'/q, EM steps on the same draws land on q' (the forward-KL optimum), up to
+  // importance-sampling error. (One step is not enough: its responsibilities between the two
+  // reflections are those of the broad q.)
+  // The covariance update rescales variances along the current principal axes, so the target
+  // shares q's axes: q is the target 1.5x wider in every direction, with another mean.
+  auto q = chain_prior(1, 53), target = chain_prior(1, 53);
+  torch::NoGradGuard no_grad;
+  target->mean.add_(0.15 * torch::randn_like(target->mean));
+  target->precision_upper.add_(0.2 * torch::randn_like(target->precision_upper));
+  q->log_precision_diag.copy_(target->log_precision_diag - 0.4);
+  q->precision_upper.copy_(target->precision_upper * std::exp(-0.4));
+  torch::manual_seed(54);
+  auto y = q->sample(50000);
+  auto log_w = chunked_log_prob(target, y) - chunked_log_prob(q, y);
+  auto before = (q->mean - target->mean).abs().max().item<double>();
+  for (int step = 0; step < 8; ++step) q->em_step(y, log_w, 0.0);
+  const auto cov = component_covariances(target), sd = cov.diagonal(0, 1, 2).sqrt();
+  EXPECT_GT(before, 0.2);
+  EXPECT_LT(((q->mean - target->mean) / sd).abs().max().item<double>(), 0.05);
+  EXPECT_LT(((component_covariances(q) - cov).norm(2, {1, 2}) / cov.norm(2, {1, 2})).item<double>(), 0.05);
+  // E_q'[q/q'] = 1 holds for the fitted q too (still a normalised density): log densities agree.
+  auto z = target->sample(20000);
+  EXPECT_LT((chunked_log_prob(q, z) - chunked_log_prob(target, z)).abs().mean().item<double>(), 0.05);
+}
+
+TEST(InternalPriorEm, StrengthKeepsComponentsThatFewSamplesSaw) {
+  auto prior = chain_prior(2, 55);
+  torch::NoGradGuard no_grad;
+  auto mean = prior->mean.clone(), factor = prior->precision_factor().clone(), weights = prior->weights();
+  auto y = prior->sample(500);
+  prior->em_step(y, torch::randn({500}, f64), 1e12);
+  EXPECT_LT((prior->mean - mean).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((prior->precision_factor() - factor).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((prior->weights() - weights).abs().max().item<double>(), 1e-6);
+  expect_error_containing([&] { prior->em_step(y, torch::zeros({3}, f64), 1.0); }, "one log weight per configuration");
 }
 
 TEST(InternalPrior, InvariantUnderRotationsAndReflectionsOnAlanineDipeptide) {

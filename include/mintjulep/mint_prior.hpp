@@ -18,6 +18,7 @@
 
 #include <array>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mintjulep {
@@ -117,6 +118,17 @@ class MintPriorImpl : public torch::nn::Module {
   // Number of relabellings log q is averaged over (1: none).
   int64_t symmetry_count() const { return symmetries_.defined() ? symmetries_.size(0) : 1; }
 
+  // Internal family: one expectation-maximisation step of the self-normalised forward KL (the
+  // "snis" objective of DESIGN.md §3, maximised in closed form instead of by a gradient step)
+  // on configurations y (B, M, n) with log importance weights log_w (B) (target over q, any
+  // constant): responsibilities over components, reflections and relabellings, then each
+  // component's weight, mean in u and variance along each of its current principal axes set to
+  // the weighted moments, shrunk towards the current ones as if those had been measured on
+  // `strength` effective samples (a component seen by few heavy weights keeps its shape). Returns the effective number of
+  // samples each component saw, (K). log_q: log_prob(y) when the caller has it already.
+  torch::Tensor em_step(const torch::Tensor& y, const torch::Tensor& log_w, double strength,
+                        const torch::Tensor& log_q = {});
+
   const MintPriorOptions& options() const { return options_; }
   bool gaussian() const { return options_.family == "gaussian"; }
   bool isotropic() const { return options_.family == "isotropic"; }
@@ -153,6 +165,9 @@ class MintPriorImpl : public torch::nn::Module {
   torch::Tensor internal_coordinates_of(const torch::Tensor& z) const;  // z -> c
   torch::Tensor internal_log_jacobian(const torch::Tensor& z) const;    // log |dc/dz|
   torch::Tensor internal_log_prob(const torch::Tensor& y);
+  // Per-component log terms (K, 2B) whose logsumexp is log q of the plain mixture (reflection
+  // s = +1 in the first B columns), and the component coordinates u (K, 2B, D).
+  std::pair<torch::Tensor, torch::Tensor> internal_terms(const torch::Tensor& y);
   torch::Tensor internal_sample(const torch::Tensor& k);
   torch::Tensor internal_centres() const;  // z of each component's centre, (K, D)
   torch::Tensor internal_frame_coordinates(const torch::Tensor& y) const;

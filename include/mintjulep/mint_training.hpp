@@ -22,7 +22,11 @@ struct MintTrainingOptions {
   // "langevin": maximum likelihood on a persistent pool of `samples` walkers that MALA moves
   // towards exp(-beta V) (a training heuristic: the prior's density stays exact, and the
   // walkers see the shape of each basin far better than weights of prior draws do).
+  // "em" (alone; internal family): the snis objective maximised in closed form, one
+  // expectation-maximisation step per Mint step on `samples` fresh draws (MintPrior::em_step);
+  // no learning rate.
   std::string objective = "snis";
+  double em_strength = 100;  // "em": effective samples the current components count as
   int64_t langevin_steps = 10;     // MALA steps of the pool per Mint step
   double langevin_refresh = 0.05;  // fraction of the pool redrawn from the prior per Mint step
   int64_t langevin_burn_in = 50;   // MALA steps a redrawn walker makes before it is fitted

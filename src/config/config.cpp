@@ -222,6 +222,7 @@ RunConfig load_config(const std::string& path) {
   mint.read("log_every", c.mint.log_every);
   mint.read("objective", c.mint.objective);
   mint.read("langevin_steps", c.mint.langevin_steps);
+  mint.read("em_strength", c.mint.em_strength);
   mint.read("langevin_refresh", c.mint.langevin_refresh);
   mint.read("langevin_burn_in", c.mint.langevin_burn_in);
   mint.read("select_every", c.mint.select_every);
@@ -369,6 +370,9 @@ RunConfig load_config(const std::string& path) {
   check(c.mint.langevin_steps >= 1 && c.mint.langevin_refresh >= 0 && c.mint.langevin_refresh <= 1 &&
             c.mint.langevin_burn_in >= 0,
         path + ": [mint] langevin_steps must be >= 1, langevin_refresh in [0, 1], langevin_burn_in >= 0");
+  check(c.mint.em_strength >= 0, path + ": [mint] em_strength must be >= 0");
+  check(c.mint.objective != "em" || c.prior.family == "internal",
+        path + ": [mint] objective = \"em\" needs [prior] family = \"internal\" (molecules); use snis");
   check(c.eval_samples >= 2, path + ": [mint] eval_samples must be >= 2");
   check(c.mint.checkpoint_every >= 1, path + ": [mint] checkpoint_every must be >= 1");
   check(c.mint.select_every >= 0 && c.mint.select_samples >= 2,

@@ -80,7 +80,7 @@ torch::Tensor MintPriorImpl::internal_log_jacobian(const torch::Tensor& z) const
          (std::log(kPi) + torch::log_sigmoid(a) + torch::log_sigmoid(-a)).sum(1);
 }
 
-torch::Tensor MintPriorImpl::internal_log_prob(const torch::Tensor& y) {
+std::pair<torch::Tensor, torch::Tensor> MintPriorImpl::internal_terms(const torch::Tensor& y) {
   const int64_t B = y.size(0), D = frame_dim(), K = options_.components;
   const int64_t T = zmatrix_.num_placed();
   auto c = zmatrix_.coordinates(y);
@@ -95,10 +95,17 @@ torch::Tensor MintPriorImpl::internal_log_prob(const torch::Tensor& y) {
   auto log_normal = -0.5 * D * std::log(2 * kPi) + log_precision_diag.sum(1, true) -
                     0.5 * whitened.pow(2).sum(1);                                           // (K, 2B)
   auto log_torsion_jacobian = torch::log1p(u_torsion.pow(2)).sum(2) - T * std::log(2.0);  // (K, 2B)
-  auto terms = torch::log_softmax(logits, 0).unsqueeze(1) + log_normal + log_torsion_jacobian;
   // |du/dc| of the lengths and angles: 1/r and pi / (theta (pi - theta)) = 1 / |dc/dz|.
-  return -internal_log_jacobian(z) - zmatrix_.log_volume(c) - std::log(2.0) +
-         torch::logsumexp(terms.view({K, 2, B}).flatten(0, 1), 0);
+  auto common = -internal_log_jacobian(z) - zmatrix_.log_volume(c) - std::log(2.0);  // (B,)
+  auto terms = torch::log_softmax(logits, 0).unsqueeze(1) + log_normal + log_torsion_jacobian +
+               torch::cat({common, common}).unsqueeze(0);
+  return {terms, u};
+}
+
+torch::Tensor MintPriorImpl::internal_log_prob(const torch::Tensor& y) {
+  const int64_t B = y.size(0), K = options_.components;
+  auto terms = internal_terms(y).first;  // (K, 2B): s = +1 in the first B columns
+  return torch::logsumexp(terms.view({K, 2, B}).flatten(0, 1), 0);
 }
 
 torch::Tensor MintPriorImpl::internal_sample(const torch::Tensor& k) {
@@ -152,6 +159,75 @@ torch::Tensor MintPriorImpl::internal_from_frame_coordinates(const torch::Tensor
 torch::Tensor MintPriorImpl::internal_log_frame_jacobian(const torch::Tensor& z) const {
   // q(y) = p_c(c) / exp(log_volume(c)) and p_z(z) = p_c(c) |dc/dz|.
   return -zmatrix_.log_volume(internal_coordinates_of(z)) - internal_log_jacobian(z);
+}
+
+torch::Tensor MintPriorImpl::em_step(const torch::Tensor& y, const torch::Tensor& log_w, double strength,
+                                     const torch::Tensor& given_log_q) {
+  check(internal(), "em_step needs the internal prior family");
+  check(y.dim() == 3 && log_w.dim() == 1 && log_w.size(0) == y.size(0) && y.size(0) >= 2,
+        "em_step needs configurations (B, M, n) and one log weight per configuration");
+  check(strength >= 0, "em_step needs strength >= 0");
+  torch::NoGradGuard no_grad;
+  const int64_t B = y.size(0), K = options_.components, D = frame_dim(), M = options_.num_free, n = options_.dim;
+  auto y64 = y.to(torch::kFloat64);
+  auto finite = torch::isfinite(log_w);
+  check(finite.any().item<bool>(), "em_step: no finite log weight");
+  // Normalised weights over the draws, and log q of each (the responsibilities' denominator).
+  auto log_wbar = torch::log_softmax(log_w.to(torch::kFloat64).masked_fill(~finite, -INFINITY), 0);
+  check(!given_log_q.defined() || given_log_q.sizes() == log_w.sizes(), "em_step: one log q per configuration");
+  auto log_q = given_log_q.defined() ? given_log_q.to(torch::kFloat64) : log_prob(y64);
+  const int64_t G = symmetry_count();
+  const auto perms = G > 1 ? symmetries_.to(y.device()) : torch::Tensor();
+  auto f64 = mean.options();
+  auto W = torch::zeros({K}, f64), W2 = torch::zeros({K}, f64);
+  auto S1 = torch::zeros({K, D}, f64), S2 = torch::zeros({K, D, D}, f64);
+  // Chunks of draws x relabellings of at most ~8192 configurations (K x 2 x D doubles each).
+  const int64_t chunk = std::max<int64_t>(1, 8192 / G);
+  for (int64_t start = 0; start < B; start += chunk) {
+    const int64_t size = std::min(chunk, B - start);
+    auto yc = y64.narrow(0, start, size);
+    auto relabelled = G > 1 ? relabel(yc, perms).reshape({G * size, M, n}) : yc;
+    auto [terms, u] = internal_terms(relabelled);  // (K, 2 G size), (K, 2 G size, D)
+    // log of wbar(x) / (G q(x)), per column: columns are (s, g, draw).
+    auto per_draw = (log_wbar.narrow(0, start, size) - log_q.narrow(0, start, size)).repeat({2 * G}) -
+                    std::log(static_cast<double>(G));
+    auto rho = (terms + per_draw.unsqueeze(0)).exp().nan_to_num(0.0);  // wbar(x) r(k, s, g | x)
+    W += rho.sum(1);
+    W2 += rho.pow(2).sum(1);
+    S1 += (rho.unsqueeze(-1) * u).sum(1);
+    S2 += torch::matmul((u * rho.unsqueeze(-1)).transpose(1, 2), u);
+  }
+  // Effective samples per component, and the shrinkage towards the current parameters.
+  auto effective = (W.pow(2) / W2).nan_to_num(0.0);
+  auto keep = strength / (effective + strength);  // (K): 1 = keep the current component
+  auto safe_W = W.clamp_min(1e-300).unsqueeze(-1);
+  auto m_fit = S1 / safe_W;
+  auto c_fit = S2 / safe_W.unsqueeze(-1) - m_fit.unsqueeze(2) * m_fit.unsqueeze(1);
+  auto factor = precision_factor();
+  auto eye = torch::eye(D, f64).expand({K, D, D});
+  auto u_inverse = at::linalg_solve_triangular(factor, eye, /*upper=*/true, /*left=*/true, /*unitriangular=*/false);
+  auto c_now = torch::matmul(u_inverse, u_inverse.transpose(1, 2));  // (U^T U)^-1
+  // The covariance keeps its principal axes (the Hessian's, after harmonic initialisation) and
+  // only rescales the variance along each: a full covariance measured on a few dozen heavy
+  // weights in D = 60 dimensions collapses the directions they happen not to spread along.
+  auto [lambda, axes] = at::linalg_eigh(c_now);                                        // (K, D), (K, D, D)
+  auto measured = (axes * torch::matmul(c_fit, axes)).sum(1) / lambda;                 // (K, D) variance ratios
+  auto k1 = keep.view({K, 1});
+  auto ratio = torch::where(effective.view({K, 1}) > 0, (1 - k1) * measured + k1, torch::ones_like(measured));
+  auto m_new = torch::where(effective.view({K, 1}) > 0, (1 - k1) * m_fit + k1 * mean, mean);
+  auto c_new = torch::matmul(axes * (lambda * ratio).unsqueeze(1), axes.transpose(1, 2));
+  c_new = 0.5 * (c_new + c_new.transpose(1, 2));
+  // Sigma^-1 = U^T U with U^T the lower Cholesky factor of the precision.
+  auto upper = at::linalg_cholesky(at::linalg_inv(c_new)).transpose(1, 2);
+  // Weights: the measured responsibilities, shrunk the same way over all draws.
+  const double total = (W.sum().pow(2) / W2.sum()).item<double>();
+  const double keep_weights = strength / (total + strength);
+  auto pi_new = (1 - keep_weights) * W / W.sum() + keep_weights * weights();
+  mean.copy_(m_new);
+  log_precision_diag.copy_(upper.diagonal(0, 1, 2).log());
+  precision_upper.copy_(upper.triu(1));
+  logits.copy_(pi_new.clamp_min(1e-300).log());
+  return effective;
 }
 
 void MintPriorImpl::set_internal_components(const torch::Tensor& means, const torch::Tensor& precisions,

@@ -103,13 +103,13 @@ bool has_term(const std::string& objective, const std::string& term) {
 // enters as its set of terms: the loss adds them in a fixed order whatever the spelling.
 torch::Tensor mint_state_fingerprint(const MintPrior& prior, const MintTrainingOptions& o) {
   const double terms = (has_term(o.objective, "snis") ? 1 : 0) + (has_term(o.objective, "reverse_kl") ? 2 : 0) +
-                       (has_term(o.objective, "langevin") ? 4 : 0);
+                       (has_term(o.objective, "langevin") ? 4 : 0) + (has_term(o.objective, "em") ? 8 : 0);
   return torch::tensor(
       {static_cast<double>(o.steps), static_cast<double>(o.samples), o.learning_rate, o.final_lr_fraction,
        o.repulsion, o.beta_start, static_cast<double>(o.warmup_steps), terms, static_cast<double>(o.langevin_steps),
        o.langevin_refresh, static_cast<double>(o.langevin_burn_in), static_cast<double>(o.select_every),
        static_cast<double>(o.select_samples), static_cast<double>(static_cast<uint32_t>(o.seed)),
-       static_cast<double>(static_cast<uint32_t>(o.seed >> 32)), static_cast<double>(prior->options().components)},
+       static_cast<double>(static_cast<uint32_t>(o.seed >> 32)), static_cast<double>(prior->options().components), o.em_strength},
       torch::kFloat64);
 }
 
@@ -233,10 +233,10 @@ MintCarry load_mint_state(const std::string& path, MintPrior& prior, torch::opti
 
 void check_mint_objective(const std::string& objective) {
   const auto terms = objective_terms(objective);
-  check(!terms.empty(), "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them, not empty");
+  check(!terms.empty(), "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them, or em; not empty");
   for (const auto& term : terms)
-    check(term == "snis" || term == "reverse_kl" || term == "langevin",
-          "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them; '" +
+    check(term == "snis" || term == "reverse_kl" || term == "langevin" || (term == "em" && terms.size() == 1),
+          "objective must be snis, reverse_kl, langevin or a '+'-separated sum of them, or em alone; '" +
               objective + "' has the unknown term '" + term + "'");
 }
 
@@ -257,6 +257,9 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
   const bool use_snis = has_term(options.objective, "snis");
   const bool use_reverse_kl = has_term(options.objective, "reverse_kl");
   const bool use_langevin = has_term(options.objective, "langevin");
+  const bool use_em = has_term(options.objective, "em");
+  check(!use_em || prior->internal(), "[mint] objective = \"em\" is for the internal prior family (molecules); use snis");
+  check(options.em_strength >= 0, "[mint] em_strength must be >= 0");
   const bool relabel = energy.energy().same_type_particles_interchangeable();
   WalkerPool pool;
   if (use_langevin) {
@@ -344,6 +347,19 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
         loss = loss + (prior->weights() * f.view({K, -1}).mean(1)).sum();
       } else {
         result.dropped += (~torch::isfinite(f)).sum().item<int64_t>();
+      }
+    }
+    if (use_em) {
+      torch::NoGradGuard no_grad;
+      auto y = prior->sample(options.samples);
+      auto energies = energy.value(y, 1.0).to(torch::kFloat64);
+      result.dropped += (~torch::isfinite(energies)).sum().item<int64_t>();
+      auto log_q = prior->log_prob(y);
+      batch_log_w = -energies - log_q;
+      auto log_w = (-beta * energies - log_q).nan_to_num(-INFINITY, INFINITY, -INFINITY);
+      if (torch::isfinite(log_w).sum().item<int64_t>() >= 2) {
+        loss = loss - (torch::softmax(log_w, 0) * log_q).nansum();
+        prior->em_step(y, log_w, options.em_strength, log_q);
       }
     }
     if (use_snis) {
