@@ -50,6 +50,8 @@ for job in "$@"; do
   for word in ${extra//:/ }; do
     if [[ $word == n=* ]]; then count=${word#n=}; else options+=("$word"); fi
   done
+  # Runs of one folder and method with other options get their own file names.
+  [ ${#options[@]} -gt 0 ] && name=$name$(printf '_%s' "${options[@]#--}" | tr -cs 'A-Za-z0-9.=_-' '_')
   for seed in ${seeds//,/ }; do
     # alanine dipeptide: 1e4 chains at once (about 3 MB each); the clusters: all at once.
     chunk=$count

@@ -23,6 +23,7 @@ default_filter+=':PisDds/Baselines.*'
 default_filter+=':Annealing.IndependenceMovesKeepAisUnbiasedAndRaiseThePathEss:Annealing.MalaAisIsUnbiasedForATwoModeMixture'
 default_filter+=':RotorSymmetry.RotorWideningAddsVarianceAlongTheRigidTurnOnly'
 default_filter+=':InternalPriorEm.TheTrueParametersAreAFixedPoint:InternalPriorEm.ImportanceWeightsMoveTheComponentOntoATargetInTheFamily'
+default_filter+=':InternalPriorEm.SplittingReseedsAnUnusedComponentWhereTheTargetIsBimodal'
 filter=${SANITIZE_FILTER:-$default_filter}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

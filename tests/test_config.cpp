@@ -134,6 +134,8 @@ TEST(Config, BadFilesAreOneLineErrorsNamingTheKey) {
       {"system = \"dw4\"\n[mint]\nobjective = \"em\"\n", "needs [prior] family = \"internal\""},
       {"system = \"dw4\"\n[mint]\nobjective = \"em+snis\"\n", "or em alone"},
       {"system = \"dw4\"\n[mint]\nem_strength = -1.0\n", "em_strength must be >= 0"},
+      {"system = \"dw4\"\n[mint]\nem_split = 1.0\n", "em_split must be in [0, 1)"},
+      {"system = \"dw4\"\n[mint]\nem_split = 0.001\n", "em_split needs objective = \"em\""},
       {"system = \"dw4\"\nprior = 3\n", "must be a table"},
       {"system = = \"dw4\"\n", "invalid TOML"},
       {"system = \"dw4\"\n[anneal]\nmethod = \"hmc\"\n", "[anneal] annealing method 'hmc' is unknown"},

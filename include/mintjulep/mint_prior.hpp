@@ -126,8 +126,11 @@ class MintPriorImpl : public torch::nn::Module {
   // the weighted moments, shrunk towards the current ones as if those had been measured on
   // `strength` effective samples (a component seen by few heavy weights keeps its shape). Returns the effective number of
   // samples each component saw, (K). log_q: log_prob(y) when the caller has it already.
+  // split_below > 0: afterwards every component whose weight is under split_below x the largest
+  // is re-seeded as half of one of the heaviest components, split along the axis where the draws
+  // are widest relative to it (more Gaussians where one per basin is too narrow a family).
   torch::Tensor em_step(const torch::Tensor& y, const torch::Tensor& log_w, double strength,
-                        const torch::Tensor& log_q = {});
+                        const torch::Tensor& log_q = {}, double split_below = 0.0);
 
   const MintPriorOptions& options() const { return options_; }
   bool gaussian() const { return options_.family == "gaussian"; }

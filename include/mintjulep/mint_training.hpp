@@ -26,6 +26,8 @@ struct MintTrainingOptions {
   // expectation-maximisation step per Mint step on `samples` fresh draws (MintPrior::em_step);
   // no learning rate.
   std::string objective = "snis";
+  double em_split = 0;       // "em": components under this fraction of the largest weight are
+                             // re-seeded by splitting the heaviest (MintPrior::em_step); 0: none
   double em_strength = 100;  // "em": effective samples the current components count as
   int64_t langevin_steps = 10;     // MALA steps of the pool per Mint step
   double langevin_refresh = 0.05;  // fraction of the pool redrawn from the prior per Mint step

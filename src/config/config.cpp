@@ -223,6 +223,7 @@ RunConfig load_config(const std::string& path) {
   mint.read("objective", c.mint.objective);
   mint.read("langevin_steps", c.mint.langevin_steps);
   mint.read("em_strength", c.mint.em_strength);
+  mint.read("em_split", c.mint.em_split);
   mint.read("langevin_refresh", c.mint.langevin_refresh);
   mint.read("langevin_burn_in", c.mint.langevin_burn_in);
   mint.read("select_every", c.mint.select_every);
@@ -371,6 +372,9 @@ RunConfig load_config(const std::string& path) {
             c.mint.langevin_burn_in >= 0,
         path + ": [mint] langevin_steps must be >= 1, langevin_refresh in [0, 1], langevin_burn_in >= 0");
   check(c.mint.em_strength >= 0, path + ": [mint] em_strength must be >= 0");
+  check(c.mint.em_split >= 0 && c.mint.em_split < 1,
+        path + ": [mint] em_split must be in [0, 1) (a fraction of the largest component weight; 0: no splits)");
+  check(c.mint.em_split == 0 || c.mint.objective == "em", path + ": [mint] em_split needs objective = \"em\"");
   check(c.mint.objective != "em" || c.prior.family == "internal",
         path + ": [mint] objective = \"em\" needs [prior] family = \"internal\" (molecules); use snis");
   check(c.eval_samples >= 2, path + ": [mint] eval_samples must be >= 2");

@@ -162,11 +162,12 @@ torch::Tensor MintPriorImpl::internal_log_frame_jacobian(const torch::Tensor& z)
 }
 
 torch::Tensor MintPriorImpl::em_step(const torch::Tensor& y, const torch::Tensor& log_w, double strength,
-                                     const torch::Tensor& given_log_q) {
+                                     const torch::Tensor& given_log_q, double split_below) {
   check(internal(), "em_step needs the internal prior family");
   check(y.dim() == 3 && log_w.dim() == 1 && log_w.size(0) == y.size(0) && y.size(0) >= 2,
         "em_step needs configurations (B, M, n) and one log weight per configuration");
   check(strength >= 0, "em_step needs strength >= 0");
+  check(split_below >= 0 && split_below < 1, "em_step needs split_below in [0, 1)");
   torch::NoGradGuard no_grad;
   const int64_t B = y.size(0), K = options_.components, D = frame_dim(), M = options_.num_free, n = options_.dim;
   auto y64 = y.to(torch::kFloat64);
@@ -203,27 +204,52 @@ torch::Tensor MintPriorImpl::em_step(const torch::Tensor& y, const torch::Tensor
   auto safe_W = W.clamp_min(1e-300).unsqueeze(-1);
   auto m_fit = S1 / safe_W;
   auto c_fit = S2 / safe_W.unsqueeze(-1) - m_fit.unsqueeze(2) * m_fit.unsqueeze(1);
-  auto factor = precision_factor();
-  auto eye = torch::eye(D, f64).expand({K, D, D});
-  auto u_inverse = at::linalg_solve_triangular(factor, eye, /*upper=*/true, /*left=*/true, /*unitriangular=*/false);
-  auto c_now = torch::matmul(u_inverse, u_inverse.transpose(1, 2));  // (U^T U)^-1
   // The covariance keeps its principal axes (the Hessian's, after harmonic initialisation) and
   // only rescales the variance along each: a full covariance measured on a few dozen heavy
   // weights in D = 60 dimensions collapses the directions they happen not to spread along.
-  auto [lambda, axes] = at::linalg_eigh(c_now);                                        // (K, D), (K, D, D)
+  // The axes and variances come from the precision U^T U = V diag(mu) V^T: Sigma = V diag(1/mu) V^T.
+  auto factor = precision_factor();
+  auto [precision_eigenvalues, axes] = at::linalg_eigh(torch::matmul(factor.transpose(1, 2), factor));
+  auto lambda = precision_eigenvalues.reciprocal();                                    // (K, D) variances
   auto measured = (axes * torch::matmul(c_fit, axes)).sum(1) / lambda;                 // (K, D) variance ratios
   auto k1 = keep.view({K, 1});
   auto ratio = torch::where(effective.view({K, 1}) > 0, (1 - k1) * measured + k1, torch::ones_like(measured));
   auto m_new = torch::where(effective.view({K, 1}) > 0, (1 - k1) * m_fit + k1 * mean, mean);
-  auto c_new = torch::matmul(axes * (lambda * ratio).unsqueeze(1), axes.transpose(1, 2));
-  c_new = 0.5 * (c_new + c_new.transpose(1, 2));
-  // Sigma^-1 = U^T U with U^T the lower Cholesky factor of the precision.
-  auto upper = at::linalg_cholesky(at::linalg_inv(c_new)).transpose(1, 2);
+  // The new precision V diag(1 / (lambda ratio)) V^T = U^T U, U^T its lower Cholesky factor.
+  auto p_new = torch::matmul(axes * (lambda * ratio).reciprocal().unsqueeze(1), axes.transpose(1, 2));
+  auto upper = at::linalg_cholesky(0.5 * (p_new + p_new.transpose(1, 2))).transpose(1, 2);
   // Weights: the measured responsibilities, shrunk the same way over all draws.
   const double total = (W.sum().pow(2) / W2.sum()).item<double>();
   const double keep_weights = strength / (total + strength);
   auto pi_new = (1 - keep_weights) * W / W.sum() + keep_weights * weights();
+  auto centre = torsion_centre.clone();
+  if (split_below > 0) {
+    // Components left with under split_below of the largest weight are re-seeded: the heaviest
+    // components each give one such slot half of their weight and split along the principal
+    // axis where the weighted draws are widest relative to the component, the two halves one
+    // standard deviation to either side. Later steps fit both halves.
+    auto order = std::get<1>(pi_new.sort(0, /*descending=*/true)).cpu();
+    auto dead = (pi_new < split_below * pi_new.max()).cpu();
+    std::vector<int64_t> parents, slots;
+    for (int64_t r = 0; r < K; ++r) {
+      const int64_t k = order[r].item<int64_t>();
+      (dead[k].item<bool>() ? slots : parents).push_back(k);
+    }
+    const size_t pairs = std::min(parents.size(), slots.size());
+    for (size_t i = 0; i < pairs; ++i) {
+      const int64_t p = parents[i], c = slots[i];
+      const int64_t a = measured[p].argmax().item<int64_t>();
+      auto offset = (lambda[p][a] * ratio[p][a]).sqrt() * axes[p].select(1, a);  // (D)
+      m_new[c].copy_(m_new[p] + offset);
+      m_new[p].sub_(offset);
+      upper[c].copy_(upper[p]);
+      centre[c].copy_(centre[p]);
+      pi_new[p].mul_(0.5);
+      pi_new[c].copy_(pi_new[p]);
+    }
+  }
   mean.copy_(m_new);
+  torsion_centre.copy_(centre);
   log_precision_diag.copy_(upper.diagonal(0, 1, 2).log());
   precision_upper.copy_(upper.triu(1));
   logits.copy_(pi_new.clamp_min(1e-300).log());

@@ -109,7 +109,8 @@ torch::Tensor mint_state_fingerprint(const MintPrior& prior, const MintTrainingO
        o.repulsion, o.beta_start, static_cast<double>(o.warmup_steps), terms, static_cast<double>(o.langevin_steps),
        o.langevin_refresh, static_cast<double>(o.langevin_burn_in), static_cast<double>(o.select_every),
        static_cast<double>(o.select_samples), static_cast<double>(static_cast<uint32_t>(o.seed)),
-       static_cast<double>(static_cast<uint32_t>(o.seed >> 32)), static_cast<double>(prior->options().components), o.em_strength},
+       static_cast<double>(static_cast<uint32_t>(o.seed >> 32)), static_cast<double>(prior->options().components),
+       o.em_strength, o.em_split},
       torch::kFloat64);
 }
 
@@ -359,7 +360,8 @@ MintTrainingResult train_mint(MintPrior& prior, const AnchoredEnergy& energy,
       auto log_w = (-beta * energies - log_q).nan_to_num(-INFINITY, INFINITY, -INFINITY);
       if (torch::isfinite(log_w).sum().item<int64_t>() >= 2) {
         loss = loss - (torch::softmax(log_w, 0) * log_q).nansum();
-        prior->em_step(y, log_w, options.em_strength, log_q);
+        // No split after the last step: its halves would go unfitted.
+        prior->em_step(y, log_w, options.em_strength, log_q, step + 1 < options.steps ? options.em_split : 0.0);
       }
     }
     if (use_snis) {
