@@ -46,6 +46,8 @@ TEST(BenchBudget, BuiltInBudgetsPerSystem) {
   EXPECT_EQ(paper.samples.value(), kPaperSamples);
   EXPECT_FALSE(paper.steps.has_value());  // the config's
   EXPECT_EQ(builtin_budget("paper", "dw4").iterations.value(), 200);
+  EXPECT_EQ(paper.iterations.value(), 20);  // configs/lj13-julep.toml's
+  EXPECT_EQ(builtin_budget("paper", "lj55-half").iterations.value(), 50);  // configs/lj55-julep.toml's
   EXPECT_NE(error_of([] { builtin_budget("large", "dw4"); }).find("unknown budget 'large'; use small"),
             std::string::npos);
 }
