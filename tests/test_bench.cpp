@@ -69,9 +69,11 @@ seeds = [4, 5]
 budget = "paper"
 samples = 300
 keep_samples = false
+kernel_samples = 40
 [bench.dw4]
 config = "sub/dw4.toml"
 steps = 7
+kernel_steps = 9
 )");
   const BenchSettings s = load_bench_settings(path);
   EXPECT_EQ(s.systems, (std::vector<std::string>{"dw4", "lj13-half"}));
@@ -84,6 +86,8 @@ steps = 7
   // Paths are relative to the bench file.
   EXPECT_EQ(s.per_system.at("dw4").config, (fs::path(path).parent_path() / "sub/dw4.toml").string());
   EXPECT_EQ(s.per_system.at("dw4").budget.steps.value(), 7);
+  EXPECT_EQ(s.per_system.at("dw4").budget.kernel_steps.value(), 9);
+  EXPECT_EQ(s.overrides.kernel_samples.value(), 40);
 }
 
 TEST(BenchFile, BadKeysAreOneLineErrors) {
@@ -112,6 +116,8 @@ TEST(BenchPlan, ResolvesConfigsBudgetsAndReferences) {
   const BenchSystem& dw4 = plan.systems[0];
   EXPECT_EQ(fs::path(dw4.config).filename(), "dw4.toml");
   EXPECT_EQ(dw4.budget.samples.value(), 50);
+  EXPECT_EQ(dw4.budget.kernel_samples.value(), 50);  // kernel cells default to samples
+  EXPECT_FALSE(dw4.budget.kernel_steps.has_value());
   EXPECT_TRUE(dw4.reduced);
   EXPECT_EQ(fs::path(dw4.reference).filename(), "dw4-reference.npz");
   EXPECT_EQ(dw4.reference_positions.size(0), dw4.reference_energies.size(0));
@@ -130,6 +136,28 @@ TEST(BenchPlan, ResolvesConfigsBudgetsAndReferences) {
   s.systems = {"lj55-half"};
   const BenchPlan lj55 = plan_bench(s);
   EXPECT_EQ(fs::path(lj55.systems[0].config).filename(), "lj55.toml");
+}
+
+// The shipped Table 1 grid stays a valid bench file: its per-system budgets reach the plan, and
+// the kernel cells of every system get their own sample count.
+TEST(BenchPlan, TheTableOneGridResolves) {
+  const BenchSettings s = load_bench_settings((fs::path(configs_dir()) / "table1.toml").string());
+  const BenchPlan plan = plan_bench(s);
+  ASSERT_EQ(plan.systems.size(), 5u);
+  EXPECT_EQ(plan.methods, (std::vector<std::string>{"prior", "ais-mala", "julep", "pis", "dds"}));
+  EXPECT_EQ(plan.seeds, (std::vector<int64_t>{0, 1, 2}));
+  for (const auto& system : plan.systems) {
+    EXPECT_TRUE(system.reduced) << system.name;
+    EXPECT_GT(system.budget.kernel_samples.value(), 0) << system.name;
+    EXPECT_GE(system.budget.iterations.value(), 1) << system.name;  // the kernels are trained
+    EXPECT_EQ(fs::path(system.config).filename(), system.name + ".toml");
+  }
+  EXPECT_EQ(plan.systems[0].name, "lj55-half");
+  EXPECT_EQ(plan.systems[0].budget.kernel_steps.value(), 20);
+  EXPECT_EQ(plan.systems[0].budget.steps.value(), 10000);  // MALA-AIS at the config's T
+  EXPECT_EQ(plan.systems[4].name, "dw4");
+  EXPECT_EQ(plan.systems[4].budget.steps.value(), 50);
+  EXPECT_EQ(plan.systems[4].budget.kernel_steps.value(), 100);
 }
 
 TEST(BenchPlan, BadGridsAreOneLineErrors) {

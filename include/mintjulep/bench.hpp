@@ -38,10 +38,12 @@ const std::vector<std::string>& default_bench_systems();
 
 // What a cell may spend. Unset values keep the system config's own.
 struct BenchBudget {
-  std::optional<int64_t> samples;     // samples drawn per cell
-  std::optional<int64_t> steps;       // annealing T: [julep] steps and [anneal] steps
-  std::optional<int64_t> iterations;  // [train] iterations of the kernel
-  std::optional<int64_t> mint_steps;  // [mint] steps of the prior
+  std::optional<int64_t> samples;         // samples drawn per cell
+  std::optional<int64_t> steps;           // annealing T: [julep] steps and [anneal] steps
+  std::optional<int64_t> iterations;      // [train] iterations of the kernel
+  std::optional<int64_t> mint_steps;      // [mint] steps of the prior
+  std::optional<int64_t> kernel_samples;  // samples of the cells with a trained kernel (default: samples)
+  std::optional<int64_t> kernel_steps;    // the trained kernel's T, [julep] steps (default: steps)
 
   // Each value set in `other` replaces this one's.
   void update(const BenchBudget& other);
@@ -74,8 +76,8 @@ struct BenchSettings {
 };
 
 // Reads the [bench] section of a TOML file (keys: systems, methods, seeds, budget, configs,
-// samples, steps, iterations, mint_steps, keep_samples, and per-system tables [bench.SYSTEM]
-// with config, reference, samples, steps, iterations, mint_steps). Paths are relative to the
+// samples, steps, iterations, mint_steps, kernel_samples, kernel_steps, keep_samples, and
+// per-system tables [bench.SYSTEM] with config, reference and the budget keys). Paths are relative to the
 // file's folder. Unknown keys are errors. Budget precedence: the built-in budget, then [bench],
 // then [bench.SYSTEM], then command_line.
 BenchSettings load_bench_settings(const std::string& path);
@@ -85,10 +87,11 @@ struct BenchSystem {
   std::string name;
   std::string config;     // base config file; its `system` key is replaced by `name`
   std::string reference;  // empty: none
-  // samples, iterations and mint_steps always set; steps unset only where the config's
-  // [anneal] steps and [julep] steps differ (each method then keeps its own)
+  // samples, kernel_samples, iterations and mint_steps always set; steps unset only where the
+  // config's [anneal] steps and [julep] steps differ (each method then keeps its own);
+  // kernel_steps unset where the kernel keeps steps (or its config's T)
   BenchBudget budget;
-  bool reduced = false;   // samples below the paper's 1e5
+  bool reduced = false;   // samples (or kernel_samples) below the paper's 1e5
   torch::Tensor reference_positions;  // (C, N, n) float64, equally weighted
   torch::Tensor reference_energies;   // (C,) kT
 };
@@ -109,11 +112,27 @@ struct BenchReport {
   std::string results_json, results_md;  // paths
 };
 
+// How run_bench spreads a grid over processes.
+struct BenchRunOptions {
+  // (system, seed) pairs computed at once, each by a worker process (each pair's cells share
+  // their trainings, so pairs are independent). 1: every cell in this process.
+  int64_t jobs = 1;
+  // Program and arguments that run this same grid (the `mintjulep bench` command line); a
+  // worker is started as it with "--worker SYSTEM:SEED" appended. Needed when jobs > 1.
+  std::vector<std::string> worker_command;
+  // "SYSTEM:SEED": this process is a worker, computing only that pair's cells; it writes no
+  // tables (the process that started it does).
+  std::string worker;
+};
+
 // Runs (or continues) the grid into folder `out`: OUT/train/SYSTEM-sSEED/{mint,julep} run
 // folders (OUT/train/SYSTEM-sSEED/VARIANT/{mint,julep} for pis, dds, gauss and additive), OUT/SYSTEM-METHOD-sSEED/ cells (run/, samples.npz, metrics.json), results.json and
 // results.md, rewritten after every cell. One progress line per cell start and end goes to
 // `log`; training and sampling progress to log files in the run and cell folders. A cell that
-// fails is recorded with its error and the grid goes on.
-BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Device device, const Log& log);
+// fails is recorded with its error and the grid goes on. With options.jobs > 1 the pairs run in
+// worker processes, whose cell lines are relayed to `log` prefixed with the pair; the tables
+// are written as each worker ends.
+BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Device device, const Log& log,
+                      const BenchRunOptions& options = {});
 
 }  // namespace mintjulep

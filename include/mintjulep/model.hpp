@@ -73,6 +73,7 @@ struct TrainRunOptions {
   int64_t burn_in = 0;         // md frames of fit_samples to drop
   bool relabel = true;         // with fit_samples: permute identical particles at random
   bool resume = false;         // continue the run saved in the folder
+  bool evaluate_anneal = true; // run the config's [anneal] evaluation after a trained kernel
   // Written to FOLDER/config.toml (what load_run reads back); empty: config.toml is left as is.
   std::string config_text;
 };

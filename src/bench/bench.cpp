@@ -13,17 +13,22 @@
 #include <toml++/toml.h>
 #include <torch/version.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -40,6 +45,8 @@ using SteadyClock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr int64_t kTrainingEvaluationSamples = 500;
+// Trajectories of a trained kernel's own diagnostic path ESS (its cells draw their own).
+constexpr int64_t kKernelEvaluationSamples = 100;
 
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -100,11 +107,13 @@ std::string relative_to(const std::string& file, const std::string& value) {
 // Reads a budget key into `budget`; false when `key` is not a budget key.
 bool read_budget_key(const std::string& key, const toml::node& node, const std::string& where,
                      const std::string& path, BenchBudget& budget) {
-  std::optional<int64_t>* target = key == "samples"      ? &budget.samples
-                                   : key == "steps"      ? &budget.steps
-                                   : key == "iterations" ? &budget.iterations
-                                   : key == "mint_steps" ? &budget.mint_steps
-                                                         : nullptr;
+  std::optional<int64_t>* target = key == "samples"          ? &budget.samples
+                                   : key == "steps"          ? &budget.steps
+                                   : key == "iterations"     ? &budget.iterations
+                                   : key == "mint_steps"     ? &budget.mint_steps
+                                   : key == "kernel_samples" ? &budget.kernel_samples
+                                   : key == "kernel_steps"   ? &budget.kernel_steps
+                                                             : nullptr;
   if (target == nullptr) return false;
   *target = read_integer(node, fmt::format("'{}' in {}", key, where), path);
   return true;
@@ -146,15 +155,15 @@ std::string effective_config_text(const BenchSystem& system, int64_t seed) {
     section("julep").insert_or_assign("steps", *b.steps);
     if (root.get("anneal") != nullptr) section("anneal").insert_or_assign("steps", *b.steps);
   }
+  if (b.kernel_steps) section("julep").insert_or_assign("steps", *b.kernel_steps);
   if (b.iterations) section("train").insert_or_assign("iterations", *b.iterations);
   if (b.mint_steps) section("mint").insert_or_assign("steps", *b.mint_steps);
-  // The training's own evaluations (prior ESS, the kernel's path ESS, an [anneal] run) are
-  // diagnostics of the run folder, on a fixed number of draws so that the training does not
-  // depend on the cells' sample count; the cells draw their own samples. The untrained AIS
-  // baseline is the ais-ula cell.
-  const int64_t evaluation = kTrainingEvaluationSamples;
-  section("mint").insert_or_assign("eval_samples", evaluation);
-  section("train").insert_or_assign("eval_samples", evaluation);
+  // The training's own evaluations (prior ESS, the kernel's path ESS) are diagnostics of the
+  // run folder, on a fixed number of draws so that the training does not depend on the cells'
+  // sample count; the cells draw their own samples. The untrained AIS baseline is the ais-ula
+  // cell, the [anneal] run the ais-mala and smc-mala cells.
+  section("mint").insert_or_assign("eval_samples", kTrainingEvaluationSamples);
+  section("train").insert_or_assign("eval_samples", kKernelEvaluationSamples);
   section("train").insert_or_assign("baseline", false);
   std::ostringstream out;
   out << "# " << system.config << " with the system, seed and budget of `mintjulep bench`\n" << root << "\n";
@@ -285,6 +294,8 @@ std::pair<fs::path, double> trained_run(Grid& grid, const BenchSystem& system, i
     options.stage = stage;
     options.from = mint_folder.string();
     options.resume = config_same && metrics.has_value();  // continue an interrupted training
+    // A kernel's run folder need not repeat the exact annealing that the grid's own cells measure.
+    options.evaluate_anneal = false;
     options.config_text = text;
     train(model, folder.string(), options);
   } catch (const std::exception& e) {
@@ -310,12 +321,17 @@ std::string cell_label(const Cell& c) { return fmt::format("{} {} seed {}", c.sy
 
 uint64_t sample_seed(int64_t seed) { return static_cast<uint64_t>(seed) + 1000; }
 
+// The samples a cell draws: kernel_samples for the methods with a trained kernel.
+int64_t cell_samples(const Cell& c) {
+  return bench_method_needs_kernel(c.method) ? *c.system->budget.kernel_samples : *c.system->budget.samples;
+}
+
 // A finished cell of the same grid point, budget and config.
 std::optional<json> reusable(const Grid& grid, const Cell& c) {
   auto m = read_json(c.folder / "metrics.json");
   if (!m || m->value("status", "") != "done") return std::nullopt;
   if (m->value("system", "") != c.system->name || m->value("method", "") != c.method ||
-      m->value("seed", int64_t{-1}) != c.seed || m->value("num_samples", int64_t{-1}) != *c.system->budget.samples ||
+      m->value("seed", int64_t{-1}) != c.seed || m->value("num_samples", int64_t{-1}) != cell_samples(c) ||
       m->value("reference", "") != c.system->reference)
     return std::nullopt;
   if (!same_text(c.folder / "run" / "config.toml",
@@ -348,7 +364,7 @@ json run_cell(Grid& grid, const Cell& c, const std::string& prefix) {
   Model model = load_run(cell_run.string(), grid.device, /*require_kernel=*/kernel, file_log(c.folder / "sample.log"));
   SamplingOptions options;
   options.method = sampling_method(c.method);
-  options.count = *c.system->budget.samples;
+  options.count = cell_samples(c);
   options.seed = sample_seed(c.seed);
   if (kernel) options.steps = model.config.julep.steps;  // the trained kernel's own T
   const Samples samples = sample(model, options);
@@ -445,11 +461,17 @@ std::string budget_line(const BenchSystem& s, bool trains_kernel) {
   const auto& b = s.budget;
   std::string samples = s.reduced ? fmt::format("reduced: {} samples (the paper: {})", *b.samples, kPaperSamples)
                                   : fmt::format("{} samples (the paper's count)", *b.samples);
-  std::string iterations =
-      trains_kernel ? fmt::format("{} kernel iterations, ", b.iterations ? budget_text(*b.iterations) : "the config's")
-                    : "";
-  return fmt::format("{}, T = {}, {}{} Mint steps", samples, b.steps ? budget_text(*b.steps) : "the config's",
-                     iterations, b.mint_steps ? budget_text(*b.mint_steps) : "the config's");
+  const std::string steps = b.steps ? budget_text(*b.steps) : "the config's";
+  std::string kernel;
+  if (trains_kernel) {
+    const bool own_samples = *b.kernel_samples != *b.samples;
+    if (own_samples || b.kernel_steps)
+      kernel = fmt::format("kernel cells {} samples and T = {}, ", *b.kernel_samples,
+                           b.kernel_steps ? budget_text(*b.kernel_steps) : steps);
+    kernel += fmt::format("{} kernel iterations, ", b.iterations ? budget_text(*b.iterations) : "the config's");
+  }
+  return fmt::format("{}, T = {}, {}{} Mint steps", samples, steps, kernel,
+                     b.mint_steps ? budget_text(*b.mint_steps) : "the config's");
 }
 
 struct Stats {
@@ -481,9 +503,12 @@ std::string markdown(const Grid& grid, const json& results) {
     failed += status == "failed";
     pending += status == "pending";
   }
-  md += fmt::format("Machine: `{}`, {}, {} cores; {} threads, device {}; LibTorch {}. Written {}.\n\n",
+  const int64_t jobs = results.value("jobs", int64_t{1});
+  md += fmt::format("Machine: `{}`, {}, {} cores; {} threads{}, device {}; LibTorch {}. Written {}.\n\n",
                     mach["host"].get<std::string>(), mach["cpu"].get<std::string>(), mach["cores"].get<int64_t>(),
-                    mach["threads"].get<int64_t>(), mach["device"].get<std::string>(),
+                    mach["threads"].get<int64_t>(),
+                    jobs > 1 ? fmt::format(" in each of {} processes at once (--jobs)", jobs) : "",
+                    mach["device"].get<std::string>(),
                     mach["libtorch"].get<std::string>(), utc_now());
   md += fmt::format("Grid: {} systems x {} methods x {} seeds ({}) = {} cells: {} done, {} failed, {} pending. "
                     "Budget `{}`.\n\n",
@@ -554,6 +579,130 @@ std::string markdown(const Grid& grid, const json& results) {
   return md;
 }
 
+
+// ---- Cells in this process and in workers ------------------------------------------------
+
+std::string worker_name(const std::string& system, int64_t seed) { return fmt::format("{}:{}", system, seed); }
+
+// Where the worker of a system and seed writes its output.
+fs::path worker_log(const Grid& grid, const std::string& system, int64_t seed) {
+  return grid.out / "train" / pair_name(system, seed) / "bench-worker.log";
+}
+
+// Computes one cell, logging its start and end. A failure is logged and recorded in the cell's
+// metrics.json (status "failed", for the tables) and the grid goes on. Returns whether the
+// cell finished.
+bool compute_cell(Grid& grid, const Cell& c, const std::string& prefix, SteadyClock::time_point grid_start,
+                  std::string* error = nullptr) {
+  grid.log(fmt::format("{}: start; {:.0f} s elapsed\n", prefix, seconds_since(grid_start)));
+  const auto cell_start = SteadyClock::now();
+  try {
+    const json m = run_cell(grid, c, prefix);
+    grid.log(fmt::format("{}: done in {:.1f} s, {} {:.2f}% of {}, log Z {:.4f}{}{}; {:.0f} s elapsed\n", prefix,
+                         seconds_since(cell_start), m["smc"].get<bool>() ? "SMC final ESS" : "ESS",
+                         100 * m["ess"].get<double>(), m["num_samples"].get<int64_t>(), m["log_z"].get<double>(),
+                         m["log_z_se"].is_number() ? fmt::format(" +- {:.4f}", m["log_z_se"].get<double>()) : "",
+                         m["distance_w2"].is_number()
+                             ? fmt::format(", distance W2 {:.4f}", m["distance_w2"].get<double>())
+                             : "",
+                         seconds_since(grid_start)));
+    return true;
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    message = message.substr(0, message.find('\n'));
+    try {
+      fs::create_directories(c.folder);
+      const json failed = {{"system", c.system->name}, {"method", c.method}, {"seed", c.seed},
+                           {"status", "failed"},       {"error", message}};
+      write_text_atomically((c.folder / "metrics.json").string(), failed.dump(2) + "\n");
+    } catch (const std::exception&) {
+      // The failure is still logged and tabulated from this process's own record.
+    }
+    grid.log(fmt::format("{}: failed: {}; {:.0f} s elapsed\n", prefix, message, seconds_since(grid_start)));
+    if (error != nullptr) *error = message;
+    return false;
+  }
+}
+
+// Runs the (system, seed) pairs that have unfinished cells in worker processes, run.jobs at
+// once, relaying each worker's output lines to the grid's log prefixed with its pair, and
+// calling `progress` whenever one ends.
+void run_workers(Grid& grid, const std::vector<Cell>& cells, const std::vector<bool>& finished_before,
+                 const BenchRunOptions& run, const std::function<void()>& progress,
+                 SteadyClock::time_point start) {
+  std::vector<std::pair<std::string, int64_t>> pairs;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const std::pair<std::string, int64_t> pair{cells[i].system->name, cells[i].seed};
+    if (!finished_before[i] && std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
+  }
+  if (pairs.empty()) return;
+  grid.log(fmt::format("bench: {} system-seed pairs to compute, {} at once, each by a worker writing "
+                       "{}/train/SYSTEM-sSEED/bench-worker.log\n",
+                       pairs.size(), run.jobs, grid.out.string()));
+  struct Worker {
+    pid_t pid;
+    std::string name;
+    fs::path log;
+    std::uintmax_t offset;
+    std::string partial;  // an unfinished last line
+  };
+  std::vector<Worker> running;
+  auto relay = [&](Worker& w, bool last) {
+    std::ifstream in(w.log, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(w.offset));
+    const std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    w.offset += chunk.size();
+    w.partial += chunk;
+    for (size_t nl; (nl = w.partial.find('\n')) != std::string::npos; w.partial.erase(0, nl + 1))
+      if (nl > 0) grid.log(fmt::format("  {}> {}\n", w.name, w.partial.substr(0, nl)));
+    if (last && !w.partial.empty()) grid.log(fmt::format("  {}> {}\n", w.name, w.partial));
+  };
+  size_t next = 0, ended = 0;
+  while (next < pairs.size() || !running.empty()) {
+    while (static_cast<int64_t>(running.size()) < run.jobs && next < pairs.size()) {
+      const auto& [system, seed] = pairs[next++];
+      Worker w{0, worker_name(system, seed), worker_log(grid, system, seed), 0, ""};
+      fs::create_directories(w.log.parent_path());
+      std::error_code ec;
+      if (fs::exists(w.log, ec)) w.offset = fs::file_size(w.log, ec);
+      std::vector<std::string> args = run.worker_command;
+      args.push_back("--worker");
+      args.push_back(w.name);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      posix_spawn_file_actions_t files;
+      posix_spawn_file_actions_init(&files);
+      posix_spawn_file_actions_addopen(&files, 1, w.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      posix_spawn_file_actions_adddup2(&files, 1, 2);
+      const int rc = ::posix_spawn(&w.pid, args.front().c_str(), &files, nullptr, argv.data(), environ);
+      posix_spawn_file_actions_destroy(&files);
+      check(rc == 0, fmt::format("cannot start a bench worker '{}': {}", args.front(), std::strerror(rc)));
+      grid.log(fmt::format("bench: worker {} started (process {}); {:.0f} s elapsed\n", w.name, w.pid,
+                           seconds_since(start)));
+      running.push_back(std::move(w));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (auto it = running.begin(); it != running.end();) {
+      int status = 0;
+      const pid_t r = ::waitpid(it->pid, &status, WNOHANG);
+      relay(*it, r != 0);
+      if (r == 0) {
+        ++it;
+        continue;
+      }
+      ++ended;
+      const std::string how = r < 0                ? fmt::format("could not be waited for ({})", std::strerror(errno))
+                              : WIFEXITED(status)  ? fmt::format("exited with status {}", WEXITSTATUS(status))
+                              : WIFSIGNALED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
+                                                    : "ended";
+      grid.log(fmt::format("bench: worker {} {} ({}/{} pairs); {:.0f} s elapsed\n", it->name, how, ended,
+                           pairs.size(), seconds_since(start)));
+      it = running.erase(it);
+      progress();
+    }
+  }
+}
 }  // namespace
 
 // ---- Public API --------------------------------------------------------------------------
@@ -585,6 +734,8 @@ void BenchBudget::update(const BenchBudget& other) {
   if (other.steps) steps = other.steps;
   if (other.iterations) iterations = other.iterations;
   if (other.mint_steps) mint_steps = other.mint_steps;
+  if (other.kernel_samples) kernel_samples = other.kernel_samples;
+  if (other.kernel_steps) kernel_steps = other.kernel_steps;
 }
 
 BenchBudget builtin_budget(const std::string& name, const std::string& system) {
@@ -670,12 +821,13 @@ BenchSettings load_bench_settings(const std::string& path) {
         else if (sub_key == "reference") sys.reference = relative_to(path, read_string(sub, sub_where, path));
         else
           check(read_budget_key(sub_key, sub, sub_where, path, sys.budget),
-                fmt::format("{}: unknown key '{}' in [bench.{}]; use config, reference, samples, steps, iterations "
-                            "or mint_steps", path, sub_key, key));
+                fmt::format("{}: unknown key '{}' in [bench.{}]; use config, reference, samples, steps, iterations, "
+                            "mint_steps, kernel_samples or kernel_steps", path, sub_key, key));
       }
     } else {
       throw Error(fmt::format("{}: unknown key '{}' in [bench]; use systems, methods, seeds, budget, configs, "
-                              "samples, steps, iterations, mint_steps, keep_samples or a [bench.SYSTEM] table",
+                              "samples, steps, iterations, mint_steps, kernel_samples, kernel_steps, keep_samples or "
+                              "a [bench.SYSTEM] table",
                               path, key));
     }
   }
@@ -734,10 +886,17 @@ BenchPlan plan_bench(const BenchSettings& settings) {
           fmt::format("bench system {}: iterations must be >= 0, got {}", name, b.iterations.value_or(0)));
     check(!b.mint_steps || *b.mint_steps >= 0,
           fmt::format("bench system {}: mint_steps must be >= 0, got {}", name, b.mint_steps.value_or(0)));
+    check(!b.kernel_samples || *b.kernel_samples >= 2,
+          fmt::format("bench system {}: kernel_samples must be >= 2, got {}", name, b.kernel_samples.value_or(0)));
+    check(!b.kernel_steps || *b.kernel_steps >= 1,
+          fmt::format("bench system {}: kernel_steps must be >= 1, got {}", name, b.kernel_steps.value_or(0)));
     if (!s.budget.steps && base.julep.steps == base.anneal.steps) s.budget.steps = base.julep.steps;
     if (!s.budget.iterations) s.budget.iterations = base.train.iterations;
     if (!s.budget.mint_steps) s.budget.mint_steps = base.mint.steps;
-    s.reduced = *s.budget.samples < kPaperSamples;
+    if (!s.budget.kernel_samples) s.budget.kernel_samples = s.budget.samples;
+    if (s.budget.kernel_steps && s.budget.kernel_steps == s.budget.steps) s.budget.kernel_steps.reset();
+    const bool kernel_cells = std::any_of(plan.methods.begin(), plan.methods.end(), bench_method_needs_kernel);
+    s.reduced = *s.budget.samples < kPaperSamples || (kernel_cells && *s.budget.kernel_samples < kPaperSamples);
     const fs::path default_reference = fs::path(data_dir()) / (name + "-reference.npz");
     s.reference = !own.reference.empty() ? own.reference
                   : fs::exists(default_reference) ? default_reference.string()
@@ -752,50 +911,91 @@ BenchPlan plan_bench(const BenchSettings& settings) {
   return plan;
 }
 
-BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Device device, const Log& log) {
+BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Device device, const Log& log,
+                      const BenchRunOptions& run) {
   const auto start = SteadyClock::now();
   Grid grid{plan, fs::path(out), device, log, {}, {}};
+  const bool worker = !run.worker.empty();
+  check(run.jobs >= 1, fmt::format("--jobs must be >= 1, got {}", run.jobs));
+  check(worker || run.jobs == 1 || !run.worker_command.empty(),
+        "bench with jobs > 1 needs the command that starts its workers");
   std::error_code ec;
   fs::create_directories(grid.out / "train", ec);
   check(!ec && fs::is_directory(grid.out), fmt::format("cannot create output folder '{}': {}", out, ec.message()));
-  // One grid run per folder: two would train into the same run folders. The lock goes with the
-  // process (also on kill -9).
-  const std::string lock_path = (grid.out / ".bench.lock").string();
+  std::vector<Cell> cells;
+  for (const auto& s : plan.systems)
+    for (const auto& method : plan.methods)
+      for (int64_t seed : plan.seeds)
+        if (!worker || run.worker == worker_name(s.name, seed))
+          cells.push_back({&s, method, seed, grid.out / fmt::format("{}-{}-s{}", s.name, method, seed)});
+  check(!worker || !cells.empty(),
+        fmt::format("--worker {}: no such system and seed in this grid; use SYSTEM:SEED of the grid", run.worker));
+  // One grid run per folder, one worker per pair: two would train into the same run folders.
+  // A lock goes with its process (also on kill -9).
+  const fs::path lock_path = worker ? grid.out / "train" / pair_name(cells.front().system->name, cells.front().seed) /
+                                          ".bench.lock"
+                                    : grid.out / ".bench.lock";
+  fs::create_directories(lock_path.parent_path(), ec);
   const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  check(lock >= 0, fmt::format("cannot create '{}': {}; choose a folder you can write to", lock_path,
+  check(lock >= 0, fmt::format("cannot create '{}': {}; choose a folder you can write to", lock_path.string(),
                                std::strerror(errno)));
   std::shared_ptr<void> unlock(nullptr, [lock](void*) { ::close(lock); });
   check(::flock(lock, LOCK_EX | LOCK_NB) == 0,
-        fmt::format("another mintjulep bench is running in '{}'; wait for it to finish or give another --out", out));
-  // The effective config of every system and seed, checked before any work.
+        worker ? fmt::format("another bench worker is running {} in '{}'; wait for it to finish", run.worker, out)
+               : fmt::format("another mintjulep bench is running in '{}'; wait for it to finish or give another --out",
+                             out));
+  // The effective config of every system and seed, checked before any work; written by the
+  // process that owns the grid (a worker only reads what it was started with).
   // The default training is always written: the additive variant starts from its Mint stage.
   std::set<std::string> variants = {""};
   for (const auto& method : plan.methods) variants.insert(training_variant(method));
   for (const auto& s : plan.systems)
     for (int64_t seed : plan.seeds) {
+      if (worker && run.worker != worker_name(s.name, seed)) continue;
       const std::string text = effective_config_text(s, seed);
       for (const auto& variant : variants) {
         const std::string name = training_key(s.name, seed, variant);
         const std::string variant_text = training_config_text(text, variant, s);
         const fs::path path = grid.out / "train" / name / "config.toml";
-        fs::create_directories(path.parent_path());
-        write_text_atomically(path.string(), variant_text);
+        if (!worker) {
+          fs::create_directories(path.parent_path());
+          write_text_atomically(path.string(), variant_text);
+        }
+        check(same_text(path, variant_text),
+              fmt::format("'{}' is not this grid's config; run the whole grid again (not --worker)", path.string()));
         load_config(path.string());
         grid.config_texts[name] = variant_text;
       }
     }
-  std::vector<Cell> cells;
-  for (const auto& s : plan.systems)
-    for (const auto& method : plan.methods)
-      for (int64_t seed : plan.seeds)
-        cells.push_back({&s, method, seed, grid.out / fmt::format("{}-{}-s{}", s.name, method, seed)});
   BenchReport report;
   report.cells = static_cast<int64_t>(cells.size());
   report.results_json = (grid.out / "results.json").string();
   report.results_md = (grid.out / "results.md").string();
-  log(fmt::format("bench: {} cells ({} systems x {} methods x {} seeds), budget {}, {} threads, device {}, into {}\n",
+  log(fmt::format("bench: {} cells ({} systems x {} methods x {} seeds), budget {}, {} threads, device {}, into {}{}\n",
                   cells.size(), plan.systems.size(), plan.methods.size(), plan.seeds.size(), plan.budget,
-                  at::get_num_threads(), device.str(), out));
+                  at::get_num_threads(), device.str(), out,
+                  worker ? fmt::format(" (worker of {})", run.worker)
+                  : run.jobs > 1 ? fmt::format(", {} system-seed pairs at once", run.jobs)
+                                 : ""));
+
+  if (worker) {
+    // Die with the process that started this worker, not after it.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const Cell& c = cells[i];
+      const std::string prefix = fmt::format("[{}/{}] {}", i + 1, cells.size(), cell_label(c));
+      if (auto done = reusable(grid, c)) {
+        ++report.reused;
+        log(fmt::format("{}: reused (finished earlier), ESS {:.2f}%, log Z {:.4f}\n", prefix,
+                        100 * (*done)["ess"].get<double>(), (*done)["log_z"].get<double>()));
+      } else if (compute_cell(grid, c, prefix, start)) {
+        ++report.computed;
+      } else {
+        ++report.failed;
+      }
+    }
+    return report;
+  }
 
   json results_cells = json::array();
   for (const auto& c : cells)
@@ -809,11 +1009,14 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
                        {"samples", *s.budget.samples},
                        {"steps", s.budget.steps ? json(*s.budget.steps) : json(nullptr)},
                        {"iterations", *s.budget.iterations},
+                       {"kernel_samples", *s.budget.kernel_samples},
+                       {"kernel_steps", s.budget.kernel_steps ? json(*s.budget.kernel_steps) : json(nullptr)},
                        {"mint_steps", *s.budget.mint_steps},
                        {"reduced", s.reduced}});
   auto write_results = [&] {
     json results = {{"machine", machine(grid)},
                     {"budget", plan.budget},
+                    {"jobs", run.jobs},
                     {"paper_samples", kPaperSamples},
                     {"systems", systems},
                     {"methods", plan.methods},
@@ -822,46 +1025,61 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
     write_text_atomically(report.results_json, results.dump(2) + "\n");
     write_text_atomically(report.results_md, markdown(grid, results));
   };
-
-  for (size_t i = 0; i < cells.size(); ++i) {
-    const Cell& c = cells[i];
-    const std::string prefix = fmt::format("[{}/{}] {}", i + 1, cells.size(), cell_label(c));
-    json m;
-    if (auto done = reusable(grid, c)) {
-      m = *done;
-      m["reused"] = true;
-      ++report.reused;
-      log(fmt::format("{}: reused (finished earlier), ESS {:.2f}%, log Z {:.4f}; {:.0f} s elapsed\n", prefix,
-                      100 * m["ess"].get<double>(), m["log_z"].get<double>(), seconds_since(start)));
-    } else {
-      log(fmt::format("{}: start; {:.0f} s elapsed\n", prefix, seconds_since(start)));
-      const auto cell_start = SteadyClock::now();
-      try {
-        m = run_cell(grid, c, prefix);
-        m["reused"] = false;
-        ++report.computed;
-        log(fmt::format("{}: done in {:.1f} s, {} {:.2f}% of {}, log Z {:.4f}{}{}; {:.0f} s elapsed\n", prefix,
-                        seconds_since(cell_start), m["smc"].get<bool>() ? "SMC final ESS" : "ESS",
-                        100 * m["ess"].get<double>(), m["num_samples"].get<int64_t>(), m["log_z"].get<double>(),
-                        m["log_z_se"].is_number() ? fmt::format(" +- {:.4f}", m["log_z_se"].get<double>()) : "",
-                        m["distance_w2"].is_number()
-                            ? fmt::format(", distance W2 {:.4f}", m["distance_w2"].get<double>())
-                            : "",
-                        seconds_since(start)));
-      } catch (const std::exception& e) {
-        std::string message = e.what();
-        message = message.substr(0, message.find('\n'));
-        m = {{"system", c.system->name}, {"method", c.method}, {"seed", c.seed}, {"status", "failed"},
-             {"error", message}, {"reused", false}};
-        ++report.failed;
-        log(fmt::format("{}: failed: {}; {:.0f} s elapsed\n", prefix, message, seconds_since(start)));
+  // Cells finished before this run are reused, not computed again.
+  std::vector<bool> finished_before(cells.size());
+  for (size_t i = 0; i < cells.size(); ++i) finished_before[i] = reusable(grid, cells[i]).has_value();
+  std::map<size_t, std::string> errors;  // of the cells this process failed
+  // The finished cells into the tables; of the cells before `settled`, one not finished failed.
+  auto collect = [&](size_t settled) {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const Cell& c = cells[i];
+      if (results_cells[i].value("status", "") != "pending") continue;
+      if (auto done = reusable(grid, c)) {
+        json m = *done;
+        m["reused"] = static_cast<bool>(finished_before[i]);
+        m["folder"] = c.folder.string();
+        results_cells[i] = m;
+      } else if (i < settled) {
+        auto failed = read_json(c.folder / "metrics.json");
+        const std::string error = errors.count(i) ? errors.at(i)
+                                  : failed && failed->value("status", "") == "failed"
+                                      ? failed->value("error", "")
+                                      : fmt::format("its worker ended without finishing it (log: {})",
+                                                    worker_log(grid, c.system->name, c.seed).string());
+        results_cells[i] = {{"system", c.system->name}, {"method", c.method}, {"seed", c.seed}, {"status", "failed"},
+                            {"error", error}, {"reused", false}, {"folder", c.folder.string()}};
       }
     }
-    m["folder"] = c.folder.string();
-    results_cells[i] = m;
     write_results();
+  };
+
+  if (run.jobs > 1) {
+    run_workers(grid, cells, finished_before, run, [&] { collect(0); }, start);
+    collect(cells.size());
+    for (const auto& m : results_cells) {
+      const std::string status = m.value("status", "");
+      report.failed += status == "failed";
+      report.reused += status == "done" && m.value("reused", false);
+      report.computed += status == "done" && !m.value("reused", false);
+    }
+  } else {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const Cell& c = cells[i];
+      const std::string prefix = fmt::format("[{}/{}] {}", i + 1, cells.size(), cell_label(c));
+      if (auto done = finished_before[i] ? reusable(grid, c) : std::nullopt) {
+        ++report.reused;
+        log(fmt::format("{}: reused (finished earlier), ESS {:.2f}%, log Z {:.4f}; {:.0f} s elapsed\n", prefix,
+                        100 * (*done)["ess"].get<double>(), (*done)["log_z"].get<double>(), seconds_since(start)));
+      } else if (compute_cell(grid, c, prefix, start, &errors[i])) {
+        errors.erase(i);
+        ++report.computed;
+      } else {
+        ++report.failed;
+      }
+      collect(i + 1);
+    }
+    collect(cells.size());
   }
-  write_results();
   log(fmt::format("bench: {} cells, {} computed, {} reused, {} failed in {:.0f} s; wrote {} and {}\n", report.cells,
                   report.computed, report.reused, report.failed, seconds_since(start), report.results_json,
                   report.results_md));

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <stdexcept>
 
 #include "cli/commands.hpp"
@@ -22,9 +23,29 @@ struct BenchCommandOptions {
   std::string configs;
   std::vector<std::string> system_configs;  // SYSTEM=FILE
   std::vector<std::string> references;      // SYSTEM=FILE
-  int64_t samples = 0, steps = 0, iterations = -1, mint_steps = -1;
+  int64_t samples = 0, steps = 0, iterations = -1, mint_steps = -1, kernel_samples = 0, kernel_steps = 0;
   bool no_samples = false;
+  int64_t jobs = 1;
+  std::string worker;  // SYSTEM:SEED, set by the process that starts the worker
 };
+
+// The command line that starts a worker of this grid: this program with the same arguments, less
+// --log-json (the JSON log is the starting process's own).
+std::vector<std::string> worker_command(const std::vector<std::string>& args) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  check(!ec, fmt::format("--jobs: cannot find this program's path ({}); use --jobs 1", ec.message()));
+  std::vector<std::string> command{self.string()};
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--log-json") {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind("--log-json=", 0) == 0) continue;
+    command.push_back(args[i]);
+  }
+  return command;
+}
 
 // "SYSTEM=FILE" -> (SYSTEM, FILE).
 std::pair<std::string, std::string> system_and_file(const std::string& text, const std::string& option) {
@@ -55,10 +76,17 @@ void run_bench_command(const BenchCommandOptions& opt, const CLI::App& cmd, cons
   if (cmd.count("--steps")) settings.command_line.steps = opt.steps;
   if (cmd.count("--iterations")) settings.command_line.iterations = opt.iterations;
   if (cmd.count("--mint-steps")) settings.command_line.mint_steps = opt.mint_steps;
+  if (cmd.count("--kernel-samples")) settings.command_line.kernel_samples = opt.kernel_samples;
+  if (cmd.count("--kernel-steps")) settings.command_line.kernel_steps = opt.kernel_steps;
+  check(opt.jobs >= 1, fmt::format("--jobs must be >= 1, got {}", opt.jobs));
   apply_global_options(global);
   const torch::Device device = parse_device(global.device);
   const BenchPlan plan = plan_bench(settings);  // bad input fails here, before any work
-  const BenchReport report = run_bench(plan, opt.out, device, print_log());
+  BenchRunOptions run;
+  run.jobs = opt.jobs;
+  run.worker = opt.worker;
+  if (opt.jobs > 1 && opt.worker.empty()) run.worker_command = worker_command(global.args);
+  const BenchReport report = run_bench(plan, opt.out, device, print_log(), run);
   if (report.failed > 0)
     throw std::runtime_error(fmt::format("{} of {} bench cells failed (their errors are in {}); the others are in "
                                          "the tables",
@@ -87,6 +115,14 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--steps", opt->steps, "annealing steps T, every system (overrides the budget)");
   cmd->add_option("--iterations", opt->iterations, "kernel training iterations, every system (overrides the budget)");
   cmd->add_option("--mint-steps", opt->mint_steps, "Mint prior training steps, every system (default: the config's)");
+  cmd->add_option("--kernel-samples", opt->kernel_samples,
+                  "samples of the cells with a trained kernel (julep, smc-julep, pis, dds, ...), every system "
+                  "(default: --samples)");
+  cmd->add_option("--kernel-steps", opt->kernel_steps, "T of the trained kernels, every system (default: --steps)");
+  cmd->add_option("--jobs", opt->jobs,
+                  "system-seed pairs computed at once, each in its own process with --threads threads "
+                  "(default 1; on 2 cores: --jobs 2 --threads 1)");
+  cmd->add_option("--worker", opt->worker, "internal: compute only SYSTEM:SEED (started by --jobs)")->group("");
   cmd->add_option("--configs", opt->configs, "folder of the system configs SYSTEM.toml (default: configs)");
   cmd->add_option("--config", opt->system_configs, "SYSTEM=FILE: the config of one system (repeatable)");
   cmd->add_option("--reference", opt->references,

@@ -10,6 +10,7 @@ struct GlobalOptions {
   std::string device;  // empty: the config's, else cpu
   bool quiet = false;    // --quiet: no progress, no informational lines
   std::string log_json;  // --log-json FILE: every event as a JSON line
+  std::vector<std::string> args;  // the command line after the program name
 };
 
 void add_energy_command(CLI::App& app, const GlobalOptions& global);

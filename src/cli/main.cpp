@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
                  "object per line");
   // Before the subcommand runs: --quiet and --log-json apply to all it prints.
   std::vector<std::string> args(argv + 1, argv + argc);
+  global.args = args;
   app.parse_complete_callback([&] {
     const auto commands = app.get_subcommands();
     cli::console().configure(global.quiet, global.log_json, commands.empty() ? "" : commands.front()->get_name(),

@@ -365,7 +365,7 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
       metrics["log_z"] = path.log_z;
       metrics["sample_seconds"] = seconds;
     }
-    if (config.anneal_configured) {
+    if (config.anneal_configured && (opt.evaluate_anneal || !kernel_stage)) {
       torch::manual_seed(config.seed + 2);
       metrics["anneal"] = run_annealing(model, config.anneal, count, config.seed + 2);
       if (!kernel_stage) {

@@ -179,6 +179,37 @@ md = open(out + "/results.md").read()
 assert "| dw4 | pis | 1/1 | 100 |" in md and "| dw4 | dds | 1/1 | 100 |" in md, md
 PY
 
+# --jobs 2: the same grid computed by two worker processes (one per seed) gives the numbers of
+# one process; then --kernel-samples and --kernel-steps give the kernel cells their own budget
+# (a changed config: every cell of the grid is computed again, the ais-mala ones to the same numbers).
+pgrid=(bench --systems dw4 --methods ais-mala,julep --seeds 0,1 --config "dw4=$work/tiny.toml" --samples 200
+       --steps 4 --iterations 2 --out "$work/p" --threads 1 --jobs 2)
+"$bin" "${pgrid[@]}" >"$work/jobs.out" 2>&1 || fail "--jobs 2 exited $?: $(cat "$work/jobs.out")"
+grep -q "^bench: worker dw4:1 started" "$work/jobs.out" && grep -q "^  dw4:1> \[2/2\] dw4 julep seed 1: done in" "$work/jobs.out" ||
+  fail "no worker lines: $(cat "$work/jobs.out")"
+grep -q "^bench: 4 cells, 4 computed, 0 reused, 0 failed" "$work/jobs.out" || fail "--jobs summary: $(cat "$work/jobs.out")"
+"$bin" "${pgrid[@]}" --kernel-samples 50 --kernel-steps 3 >"$work/jobs2.out" 2>&1 ||
+  fail "--kernel-samples exited $?: $(cat "$work/jobs2.out")"
+grep -q "^bench: 4 cells, 4 computed, 0 reused, 0 failed" "$work/jobs2.out" || fail "kernel budget: $(cat "$work/jobs2.out")"
+python3 - "$work/b" "$work/p" <<'PY' || fail "--jobs results: $(cat "$work/p/results.md")"
+import json, sys
+one, jobs = sys.argv[1], sys.argv[2]
+r = json.load(open(jobs + "/results.json"))
+assert r["jobs"] == 2 and r["systems"][0]["kernel_samples"] == 50 and r["systems"][0]["kernel_steps"] == 3, r["systems"]
+cells = {(c["method"], c["seed"]): c for c in r["cells"]}
+for seed in (0, 1):
+    a = cells[("ais-mala", seed)]
+    assert a["status"] == "done" and not a["reused"] and a["num_samples"] == 200 and a["steps"] == 4, a
+    k = cells[("julep", seed)]
+    assert k["status"] == "done" and not k["reused"] and k["num_samples"] == 50 and k["steps"] == 3, k
+# seed 1's ais-mala cell in the one-process grid b is still the 200-sample one: the same numbers.
+b = json.load(open(one + "/dw4-ais-mala-s1/metrics.json"))
+assert b["ess"] == cells[("ais-mala", 1)]["ess"] and b["log_z"] == cells[("ais-mala", 1)]["log_z"], (b, cells)
+md = open(jobs + "/results.md").read()
+assert "in each of 2 processes at once (--jobs)" in md and "kernel cells 50 samples and T = 3" in md, md
+assert "| dw4 | julep | 2/2 | 50 |" in md and "| dw4 | ais-mala | 2/2 | 200 |" in md, md
+PY
+
 # Two grid runs into one folder: the second is refused in one line while the first runs.
 "$bin" bench --systems dw4 --methods ais-mala --seeds 5 --config "dw4=$work/tiny.toml" --samples 4000 --steps 20 \
   --out "$work/l" --threads 1 >"$work/lock1.out" 2>&1 &
@@ -219,6 +250,9 @@ expect_error "no config" "no config for bench system 'dw:5:2': 'nowhere/dw:5:2.t
 expect_error "bad --config" "--config 'dw4' must look like SYSTEM=FILE" bench --config dw4 --out "$work/x"
 expect_error "few samples" "bench system dw4: samples must be >= 2, got 1" \
   bench --systems dw4 --config "dw4=$work/tiny.toml" --samples 1 --out "$work/x"
+expect_error "few kernel samples" "bench system dw4: kernel_samples must be >= 2, got 1" \
+  bench --systems dw4 --config "dw4=$work/tiny.toml" --kernel-samples 1 --out "$work/x"
+expect_error "no jobs" "--jobs must be >= 1, got 0" bench --systems dw4 --config "dw4=$work/tiny.toml" --jobs 0 --out "$work/x"
 printf '[bench]\nsystem = ["dw4"]\n' >"$work/bad.toml"
 expect_error "unknown bench key" "unknown key 'system' in [bench]" bench "$work/bad.toml" --out "$work/x"
 printf '[bench]\n[bench.dw5]\nsamples = 10\n' >"$work/bad2.toml"
