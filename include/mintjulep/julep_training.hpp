@@ -56,6 +56,7 @@ struct JulepProgress {
 struct JulepTrainingResult {
   int64_t iterations = 0;
   int64_t dropped = 0;
+  int64_t skipped = 0;          // iterations without a step: a non-finite gradient (this process)
   double seconds = 0;           // including the time before a resume
   int64_t resumed_from = -1;    // the iteration a saved state resumed at (-1: fresh start)
 };

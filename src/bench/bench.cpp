@@ -1054,6 +1054,7 @@ BenchReport run_bench(const BenchPlan& plan, const std::string& out, torch::Devi
   };
 
   if (run.jobs > 1) {
+    collect(0);  // the tables exist (finished and pending cells) while the workers run
     run_workers(grid, cells, finished_before, run, [&] { collect(0); }, start);
     collect(cells.size());
     for (const auto& m : results_cells) {

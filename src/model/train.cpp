@@ -347,6 +347,10 @@ std::string train(Model& model, const std::string& out, const TrainRunOptions& o
       metrics["julep_seconds"] = result.seconds;
       metrics["julep_iterations"] = result.iterations;
       metrics["dropped_trajectories"] = result.dropped;
+      metrics["skipped_iterations"] = result.skipped;
+      if (result.skipped > 0)
+        model.log(fmt::format("julep: {} of {} iterations took no step (non-finite gradient)\n", result.skipped,
+                              result.iterations));
       save_checkpoint(*model.sampler, (folder / "sampler.pt").string());
       {
         auto eps = model.sampler->log_eps.detach().exp().to(torch::kCPU);

@@ -249,8 +249,17 @@ JulepTrainingResult train_julep(JulepSampler& sampler, const JulepTrainingOption
                            : log_variance_gradient(sampler, options, times, rng);
     result.dropped += step.dropped;
     if (step.stepped) {
-      if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
-      optimizer.step();
+      // A non-finite gradient (from a trajectory through the steep walls of a pair potential)
+      // would make every parameter Adam updates NaN, and with it every later weight: such an
+      // iteration takes no step, as a loss scaler does.
+      bool finite = true;
+      for (const auto& p : parameters) finite = finite && torch::isfinite(p.grad()).all().item<bool>();
+      if (finite) {
+        if (options.clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, options.clip_norm);
+        optimizer.step();
+      } else {
+        ++result.skipped;
+      }
     }
     result.iterations = it + 1;
     if (!options.state_path.empty() && ((it + 1) % options.checkpoint_every == 0 || it + 1 == options.iterations))
