@@ -144,7 +144,7 @@ TEST(BenchPlan, TheTableOneGridResolves) {
   const BenchSettings s = load_bench_settings((fs::path(configs_dir()) / "table1.toml").string());
   const BenchPlan plan = plan_bench(s);
   ASSERT_EQ(plan.systems.size(), 5u);
-  EXPECT_EQ(plan.methods, (std::vector<std::string>{"prior", "ais-mala", "julep", "pis", "dds"}));
+  EXPECT_EQ(plan.methods, (std::vector<std::string>{"prior", "ais-mala", "julep", "dds", "pis"}));
   EXPECT_EQ(plan.seeds, (std::vector<int64_t>{0, 1, 2}));
   for (const auto& system : plan.systems) {
     EXPECT_TRUE(system.reduced) << system.name;

@@ -47,6 +47,8 @@ using json = nlohmann::json;
 constexpr int64_t kTrainingEvaluationSamples = 500;
 // Trajectories of a trained kernel's own diagnostic path ESS (its cells draw their own).
 constexpr int64_t kKernelEvaluationSamples = 100;
+// Memory a pis kernel training may plan for (training_config_text).
+constexpr double kReverseKlBytes = 4.0 * (1 << 30);
 
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -198,7 +200,21 @@ std::string training_config_text(const std::string& text, const std::string& var
     section("mint").insert_or_assign("steps", 0);
   }
   if (variant != "gauss") section("julep").insert_or_assign("use_a", false);
-  if (variant == "pis") section("train").insert_or_assign("objective", "reverse_kl");
+  if (variant == "pis") {
+    section("train").insert_or_assign("objective", "reverse_kl");
+    // Reverse KL keeps the whole simulation's graph for its backward pass, about 64 bytes per
+    // trajectory, step, edge and hidden unit of every layer (21.5 GB were not enough for 50
+    // LJ-55 trajectories at T = 20): fewer trajectories per iteration where the config's
+    // would not fit in kReverseKlBytes.
+    const auto energy = make_system(system.name);
+    const double edges = std::pow(static_cast<double>(energy->num_particles()), 2);
+    const double per_trajectory = 64.0 * edges * static_cast<double>(section("julep").get("steps") ? section("julep")["steps"].value_or(int64_t{100}) : 100) *
+                                  static_cast<double>(section("network")["hidden"].value_or(int64_t{64}) *
+                                                      section("network")["layers"].value_or(int64_t{3}));
+    const int64_t fits = std::max<int64_t>(2, static_cast<int64_t>(kReverseKlBytes / per_trajectory));
+    const int64_t samples = section("train")["samples"].value_or(int64_t{100});
+    if (samples > fits) section("train").insert_or_assign("samples", fits);
+  }
   if (variant == "dds") section("train").insert_or_assign("objective", "log_variance");
   std::ostringstream out;
   out << "# " << system.config << " as the " << variant << " variant of `mintjulep bench` (DESIGN.md section 5)\n"
