@@ -152,12 +152,12 @@ TEST(BenchPlan, TheTableOneGridResolves) {
     EXPECT_GE(system.budget.iterations.value(), 1) << system.name;  // the kernels are trained
     EXPECT_EQ(fs::path(system.config).filename(), system.name + ".toml");
   }
-  EXPECT_EQ(plan.systems[0].name, "lj55-half");
-  EXPECT_EQ(plan.systems[0].budget.kernel_steps.value(), 20);
-  EXPECT_EQ(plan.systems[0].budget.steps.value(), 10000);  // MALA-AIS at the config's T
-  EXPECT_EQ(plan.systems[4].name, "dw4");
-  EXPECT_EQ(plan.systems[4].budget.steps.value(), 50);
-  EXPECT_EQ(plan.systems[4].budget.kernel_steps.value(), 100);
+  EXPECT_EQ(plan.systems[2].name, "lj55-half");
+  EXPECT_EQ(plan.systems[2].budget.kernel_steps.value(), 20);
+  EXPECT_EQ(plan.systems[2].budget.steps.value(), 10000);  // MALA-AIS at the config's T
+  EXPECT_EQ(plan.systems[0].name, "dw4");
+  EXPECT_EQ(plan.systems[0].budget.steps.value(), 50);
+  EXPECT_EQ(plan.systems[0].budget.kernel_steps.value(), 100);
 }
 
 TEST(BenchPlan, BadGridsAreOneLineErrors) {
