@@ -45,6 +45,21 @@ def digits(value):
     return 2 if abs(value) < 1000 else 1
 
 
+def print_row(name, per_column, text):
+    """One table row: text(cells) for each column's finished cells, '-' where there are none."""
+    print(f"| {name} | " + " | ".join(text(done) if done else "-" for done in per_column) + " |")
+
+
+def log_z_text(done):
+    mean, sd = stats([c["log_z"] for c in done])
+    text = f"{mean:.{digits(mean)}f} +- {sd:.{digits(mean)}f}"
+    if done[0].get("energy_w2") is not None:
+        w2, _ = stats([c["energy_w2"] for c in done])
+        dw2, _ = stats([c["distance_w2"] for c in done])
+        text += f" / {w2:.3g} / {dw2:.3g}"
+    return text
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -58,6 +73,11 @@ def main():
     rows = [(k, name) for k, name in ROWS if k in results["methods"]]
     seeds = len(results["seeds"])
 
+    def ess_text(done):
+        mean, sd = stats([100 * c["ess"] for c in done])
+        partial = f", {len(done)}/{seeds} seeds" if len(done) < seeds else ""
+        return f"{mean:.2f} +- {sd:.2f} [{done[0]['num_samples']}{partial}]"
+
     print("ESS (%), mean +- sd over the seeds [samples per seed]; the paper's (1e5 samples) in italics:\n")
     print("| method | " + " | ".join(name for _, name in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
@@ -65,36 +85,13 @@ def main():
         if method in PAPER:
             paper = [f"*{PAPER[method][k]}*" if k in PAPER[method] else "" for k, _ in columns]
             print(f"| {name.split(' (')[0].split(':')[0]}, paper | " + " | ".join(paper) + " |")
-        out = []
-        for k, _ in columns:
-            done = cells.get((method, k), [])
-            if not done:
-                out.append("-")
-                continue
-            mean, sd = stats([100 * c["ess"] for c in done])
-            count = done[0]["num_samples"]
-            partial = f", {len(done)}/{seeds} seeds" if len(done) < seeds else ""
-            out.append(f"{mean:.2f} +- {sd:.2f} [{count}{partial}]")
-        print(f"| {name} | " + " | ".join(out) + " |")
+        print_row(name, [cells.get((method, k), []) for k, _ in columns], ess_text)
 
     print("\nlog Z (mean +- sd over the seeds) / energy W2 (kT) / distance W2 against the md reference:\n")
     print("| method | " + " | ".join(name for _, name in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for method, name in rows:
-        out = []
-        for k, _ in columns:
-            done = cells.get((method, k), [])
-            if not done:
-                out.append("-")
-                continue
-            mean, sd = stats([c["log_z"] for c in done])
-            text = f"{mean:.{digits(mean)}f} +- {sd:.{digits(mean)}f}"
-            if done[0].get("energy_w2") is not None:
-                w2, _ = stats([c["energy_w2"] for c in done])
-                dw2, _ = stats([c["distance_w2"] for c in done])
-                text += f" / {w2:.3g} / {dw2:.3g}"
-            out.append(text)
-        print(f"| {name} | " + " | ".join(out) + " |")
+        print_row(name, [cells.get((method, k), []) for k, _ in columns], log_z_text)
 
 
 if __name__ == "__main__":
